@@ -1,0 +1,114 @@
+"""Run configuration: the one typed object every entry point builds (CLI, spark-submit entry, EMR steps, DAG).
+
+`RunConfig.to_args()` is the single source of truth for the job's command-line arguments: the
+`advising run` command, the spark-submit entry script, the EMR step builder and the Airflow DAG all
+go through `add_run_arguments` / `RunConfig.from_namespace` / `RunConfig.to_args`, so they cannot drift.
+
+This module is shipped to the cluster: it must run on Python 3.9 (EMR 7.x), so no 3.10+ syntax.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+from jobs.errors import UsageError
+
+DEFAULT_TIMEZONE = "UTC"
+TIMEZONE_ENV = "ADVISING_TIMEZONE"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_date(text: str, flag: str) -> dt.date:
+    """A calendar date in YYYY-MM-DD form, or a UsageError naming the flag."""
+    if not _DATE.fullmatch(text or ""):
+        raise UsageError(f"{flag} must be a date in YYYY-MM-DD form, got {text!r}")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{flag} is not a real calendar date: {text!r}") from None
+
+
+def check_timezone(name: str) -> str:
+    """An IANA time zone name, or a UsageError. Offsets such as '+02:00' are refused on purpose:
+    a campus observes daylight saving, which only a named zone carries."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not name or name != name.strip() or name.startswith(("+", "-")):
+        raise UsageError(f"--timezone must be an IANA time zone name such as America/Chicago, got {name!r}")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone {name!r}: use an IANA name such as America/Chicago or UTC") from None
+    return name
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one pipeline run needs to know."""
+
+    input: str
+    output: str
+    timezone: str = DEFAULT_TIMEZONE
+    as_of: Optional[dt.date] = None
+    full: bool = False
+    skip_quality: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.input:
+            raise UsageError("--input is required")
+        if not self.output:
+            raise UsageError("--output is required")
+        check_timezone(self.timezone)
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace, env: Optional[Mapping[str, str]] = None) -> "RunConfig":
+        env = os.environ if env is None else env
+        timezone = ns.timezone if ns.timezone is not None else env.get(TIMEZONE_ENV, DEFAULT_TIMEZONE)
+        as_of = parse_date(ns.as_of, "--as-of") if ns.as_of is not None else None
+        return cls(
+            input=ns.input,
+            output=ns.output,
+            timezone=timezone,
+            as_of=as_of,
+            full=bool(ns.full),
+            skip_quality=bool(getattr(ns, "skip_quality", False)),
+        )
+
+    @classmethod
+    def from_args(cls, argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> "RunConfig":
+        parser = argparse.ArgumentParser(prog="advising-job", description="Run the appointment pipeline.")
+        add_run_arguments(parser)
+        return cls.from_namespace(parser.parse_args(list(argv)), env)
+
+    def to_args(self) -> list:
+        """The job's arguments, exactly as the entry script and `advising run` accept them."""
+        args = ["--input", self.input, "--output", self.output, "--timezone", self.timezone]
+        if self.as_of is not None:
+            args += ["--as-of", self.as_of.isoformat()]
+        if self.full:
+            args.append("--full")
+        if self.skip_quality:
+            args.append("--skip-quality")
+        return args
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The job's flags; shared by `advising run` and the spark-submit entry."""
+    parser.add_argument("--input", required=True, help="input root holding appointments/ (local path, file:// or s3://)")
+    parser.add_argument("--output", required=True, help="output root for the published tables (local path, file:// or s3://)")
+    parser.add_argument(
+        "--timezone",
+        default=None,
+        help=f"IANA time zone of the campus, for every local date (default: ${TIMEZONE_ENV} or {DEFAULT_TIMEZONE})",
+    )
+    parser.add_argument("--as-of", default=None, metavar="YYYY-MM-DD", help="only read ingest_date folders up to this date")
+    parser.add_argument("--full", action="store_true", help="ignore the incremental state and rebuild from the whole log")
+    parser.add_argument(
+        "--skip-quality",
+        action="store_true",
+        help="EMERGENCY ONLY: publish without the data-quality gate",
+    )

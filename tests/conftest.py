@@ -1,0 +1,90 @@
+"""Shared test fixtures: one local SparkSession, a moto server over HTTP, Redis and PostgreSQL URLs.
+
+Services are real: the test command (`make test`) starts Redis and PostgreSQL where they are absent,
+and a fixture that cannot reach its service fails the test instead of skipping it.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from urllib.parse import urlparse
+
+import pytest
+
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _require_tcp(url: str, name: str) -> None:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port), timeout=3):
+            return
+    except OSError as exc:
+        pytest.fail(f"{name} is not reachable at {url} ({exc}); `make test` starts it, or set the URL", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The one SparkSession of the test session (local[2], small shuffles)."""
+    from jobs.session import get_session
+
+    session = get_session("advising-tests", master="local[2]", extra={"spark.sql.shuffle.partitions": "4"})
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A moto server in server mode (HTTP on loopback); boto3 clients point at it with endpoint_url."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    # Step Functions' service integrations call back into the server on this port.
+    os.environ["MOTO_PORT"] = str(port)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_endpoint, monkeypatch):
+    """Fake credentials and a region for boto3, and a clean moto state for each test."""
+    import urllib.request
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+    }.items():
+        monkeypatch.setenv(key, value)
+    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"), timeout=10).read()
+    return moto_endpoint
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    _require_tcp(url, "Redis")
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    _require_tcp(url, "PostgreSQL")
+    return url
