@@ -1,0 +1,1 @@
+"""An independent, pure-Python reading of the data contract, used as the oracle of the differential tests."""
