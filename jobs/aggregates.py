@@ -1,0 +1,112 @@
+"""Step 3 of the flow: the snapshot -> the published tables (contract section 4).
+
+Pure DataFrame -> DataFrame functions. Every local date is computed with the one configured IANA zone;
+timestamps stay UTC instants.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs.contract import ADVISOR_DAILY_LOAD_SCHEMA, APPOINTMENTS_SCHEMA, BOOKING_TRENDS_DAILY_SCHEMA, QUARANTINE_SCHEMA
+
+_MICROS_PER_HOUR = 3_600_000_000.0
+
+
+def local_date(ts: Column, timezone: str) -> Column:
+    """The calendar date of a UTC instant in the campus zone (DST-aware)."""
+    return F.to_date(F.from_utc_timestamp(ts, timezone))
+
+
+def _ordered(df: DataFrame, schema) -> DataFrame:
+    return df.select(*[F.col(field.name).cast(field.dataType) for field in schema.fields])
+
+
+def appointments_table(appointments: DataFrame, timezone: str) -> DataFrame:
+    """Typed snapshot rows -> the `appointments` table (derived columns added)."""
+    start, created = F.col("start_time"), F.col("created_at")
+    return _ordered(
+        appointments.select(
+            "*",
+            F.timestamp_micros(F.unix_micros(start) + F.col("duration_minutes").cast("long") * 60_000_000).alias("end_time"),
+            ((F.unix_micros(start) - F.unix_micros(created)) / _MICROS_PER_HOUR).alias("lead_time_hours"),
+            local_date(start, timezone).alias("appointment_date"),
+        ),
+        APPOINTMENTS_SCHEMA,
+    )
+
+
+def advisor_daily_load(appointments: DataFrame, advisors: Optional[DataFrame]) -> DataFrame:
+    """`appointments` table + advisors dimension (advisor_id, department, capacity_minutes) -> load per advisor-day."""
+    status = F.col("status")
+    active = status != "CANCELLED"
+
+    def count_where(condition: Column) -> Column:
+        return F.count(F.when(condition, True))
+
+    load = appointments.groupBy(F.col("appointment_date").alias("date"), "advisor_id").agg(
+        count_where(active).alias("scheduled_count"),
+        count_where(status == "COMPLETED").alias("completed_count"),
+        count_where(status == "NO_SHOW").alias("no_show_count"),
+        count_where(status == "CANCELLED").alias("cancelled_count"),
+        F.coalesce(F.sum(F.when(active, F.col("duration_minutes").cast("long"))), F.lit(0)).alias("booked_minutes"),
+        F.countDistinct(F.when(active, F.col("student_id"))).alias("distinct_students"),
+    )
+    if advisors is None:
+        load = load.select("*", F.lit(None).cast("string").alias("department"), F.lit(None).cast("long").alias("capacity_minutes"))
+    else:
+        load = load.join(F.broadcast(advisors.select("advisor_id", "department", "capacity_minutes")), "advisor_id", "left")
+    attended = F.col("completed_count") + F.col("no_show_count")
+    return _ordered(
+        load.select(
+            "*",
+            (F.col("booked_minutes") / F.col("capacity_minutes")).alias("utilization"),
+            F.when(attended > 0, F.col("no_show_count") / attended).alias("no_show_rate"),
+        ),
+        ADVISOR_DAILY_LOAD_SCHEMA,
+    )
+
+
+def booking_trends_daily(appointments: DataFrame, timezone: str) -> DataFrame:
+    """`appointments` table -> bookings per department and local booking date, zero-filled between each
+    department's first and last booking date, with a trailing 7-day average."""
+    booked = appointments.select(
+        "department", local_date(F.col("created_at"), timezone).alias("date"), "status", "lead_time_hours"
+    )
+    daily = booked.groupBy("department", "date").agg(
+        F.count(F.lit(1)).alias("bookings_created"),
+        F.count(F.when(F.col("status") == "CANCELLED", True)).alias("cancelled_count"),
+        # percentile (not percentile_approx) is exact, with linear interpolation between ranks.
+        F.expr("percentile(lead_time_hours, array(0.5, 0.9))").alias("q"),
+    )
+    calendar = booked.groupBy("department").agg(F.min("date").alias("first"), F.max("date").alias("last")).select(
+        "department", F.explode(F.sequence("first", "last")).alias("date")
+    )
+    filled = calendar.join(daily, ["department", "date"], "left")
+    bookings = F.coalesce(F.col("bookings_created"), F.lit(0))
+    # Rows are consecutive days per department, so the 7-day window is the last 7 rows; days before a
+    # department's first booking have no row and count 0, as the contract wants.
+    last_7_days = Window.partitionBy("department").orderBy("date").rowsBetween(-6, 0)
+    return _ordered(
+        filled.select(
+            "department",
+            "date",
+            bookings.alias("bookings_created"),
+            F.coalesce(F.col("cancelled_count"), F.lit(0)).alias("cancelled_count"),
+            F.when(bookings > 0, F.col("cancelled_count") / bookings).alias("cancellation_rate"),
+            F.col("q")[0].alias("median_lead_time_hours"),
+            F.col("q")[1].alias("p90_lead_time_hours"),
+            (F.sum(bookings).over(last_7_days) / 7.0).alias("bookings_7d_avg"),
+        ),
+        BOOKING_TRENDS_DAILY_SCHEMA,
+    )
+
+
+def quarantine_table(*rejects: DataFrame) -> DataFrame:
+    """Union of quarantine rows from every rule, in the table's column order."""
+    result = rejects[0]
+    for more in rejects[1:]:
+        result = result.unionByName(more)
+    return _ordered(result, QUARANTINE_SCHEMA)

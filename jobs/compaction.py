@@ -1,0 +1,139 @@
+"""Step 2 of the flow: change records -> the current snapshot (contract rules 2-5).
+
+`latest_changes` keeps, per appointment, the one winning change (tombstones for REMOVE included): that is
+the incremental state, and feeding it back in with new records gives the same result as replaying the
+whole log (rule 6). `validate_images` turns the winners into typed appointments or quarantine rows.
+Pure DataFrame -> DataFrame functions.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from jobs.contract import IMAGE_STRING_FIELDS, IMAGE_TIMESTAMP_FIELDS, MAX_DURATION_MINUTES, MIN_DURATION_MINUTES, STATUSES
+from jobs.parsing import parse_timestamp, sequence_key
+
+CHANGE_COLUMNS = (
+    "appointment_id",
+    "event_id",
+    "event_name",
+    "sequence_number",
+    "approximate_creation_time",
+    "new_image",
+    "image_is_string",
+    "ingest_date",
+    "source_file",
+)
+
+# Every image attribute as text; its JSON type is checked separately (see _is_json_string).
+_IMAGE_TEXT_SCHEMA = T.StructType(
+    [T.StructField(name, T.StringType()) for name in IMAGE_STRING_FIELDS + IMAGE_TIMESTAMP_FIELDS + ("channel",)]
+    + [T.StructField("duration_minutes", T.StringType())]
+)
+# Only a JSON integer token parses as a long ("30" and 30.0 come out null): partial results keep the rest.
+_IMAGE_DURATION_SCHEMA = T.StructType([T.StructField("duration_minutes", T.LongType())])
+
+
+def latest_changes(changes: DataFrame) -> DataFrame:
+    """One row per appointment_id: its winning change (rules 2-4), with the columns of CHANGE_COLUMNS.
+
+    Copies of one event_id are one change; the copy kept is the one in the earliest ingest_date folder
+    (then file path), so a quarantined winner reports a stable place whatever order files arrived in.
+    The winner has the greatest sequence number as an integer, then the latest creation time, then the
+    greatest event_id. Both steps group by appointment_id, so one shuffle serves them.
+    """
+    by_appointment = changes.select(*CHANGE_COLUMNS).repartition("appointment_id")
+    copy = F.struct(
+        "ingest_date", "source_file", "sequence_number", "approximate_creation_time", "event_name", "image_is_string", "new_image"
+    )
+    distinct_changes = by_appointment.groupBy("appointment_id", "event_id").agg(F.min(copy).alias("c"))
+    c = F.col("c")
+    rank = F.struct(
+        sequence_key(c["sequence_number"]).alias("seq"),
+        c["approximate_creation_time"].alias("act"),
+        F.col("event_id").alias("event_id"),
+        c.alias("c"),
+    )
+    winners = distinct_changes.groupBy("appointment_id").agg(F.max(rank).alias("w"))
+    w = F.col("w")
+    return winners.select(
+        "appointment_id",
+        w["event_id"].alias("event_id"),
+        w["c"]["event_name"].alias("event_name"),
+        w["c"]["sequence_number"].alias("sequence_number"),
+        w["c"]["approximate_creation_time"].alias("approximate_creation_time"),
+        w["c"]["new_image"].alias("new_image"),
+        w["c"]["image_is_string"].alias("image_is_string"),
+        w["c"]["ingest_date"].alias("ingest_date"),
+        w["c"]["source_file"].alias("source_file"),
+    )
+
+
+def _is_json_string(image: Column, field: str) -> Column:
+    """True when the image's top-level `field` is a JSON string.
+
+    from_json's text for a string field cannot tell "30" from 30; the image text is Jackson's compact
+    re-serialisation (no spaces), so a string value always appears as "field":"...".
+    """
+    return image.contains(f'"{field}":"')
+
+
+def validate_images(winners: DataFrame) -> Tuple[DataFrame, DataFrame]:
+    """Winning changes -> (appointments, rejects) per rule 5.
+
+    appointments: appointment_id, student_id, advisor_id, department, status, channel, start_time,
+    created_at, updated_at, duration_minutes (int). rejects: the quarantine columns. REMOVE winners are
+    in neither: the appointment is simply gone.
+    """
+    live = winners.filter(F.col("event_name") != "REMOVE")
+    image = F.col("new_image")
+    text = F.from_json(image, _IMAGE_TEXT_SCHEMA)
+    duration = F.from_json(image, _IMAGE_DURATION_SCHEMA)["duration_minutes"]
+    is_object = F.json_object_keys(image).isNotNull()
+
+    def bad_string(field: str) -> Column:
+        value = F.col("t")[field]
+        return value.isNull() | (value == "") | ~_is_json_string(image, field)
+
+    checks = [
+        (image.isNull(), "missing_image"),
+        (F.col("image_is_string") | ~is_object, "bad_image"),
+        (bad_string("appointment_id") | (F.col("t")["appointment_id"] != F.col("appointment_id")), "bad_appointment_id"),
+        (bad_string("student_id"), "bad_student_id"),
+        (bad_string("advisor_id"), "bad_advisor_id"),
+        (bad_string("department"), "bad_department"),
+        (bad_string("status") | ~F.col("t")["status"].isin(*STATUSES), "bad_status"),
+        (F.col("duration").isNull() | ~F.col("duration").between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES), "bad_duration_minutes"),
+    ]
+    for field in IMAGE_TIMESTAMP_FIELDS:
+        checks.append((~_is_json_string(image, field) | F.col(f"ts_{field}").isNull(), f"bad_{field}"))
+    checks.append((F.col("t")["channel"].isNotNull() & ~_is_json_string(image, "channel"), "bad_channel"))
+
+    reason = F.when(checks[0][0], F.lit(checks[0][1]))
+    for condition, code in checks[1:]:
+        reason = reason.when(condition, F.lit(code))
+
+    typed = live.select(
+        "*",
+        text.alias("t"),
+        duration.alias("duration"),
+        *[parse_timestamp(text[field]).alias(f"ts_{field}") for field in IMAGE_TIMESTAMP_FIELDS],
+    ).withColumn("reason", reason)
+
+    appointments = typed.filter(F.col("reason").isNull()).select(
+        "appointment_id",
+        *[F.col("t")[field].alias(field) for field in ("student_id", "advisor_id", "department", "status", "channel")],
+        *[F.col(f"ts_{field}").alias(field) for field in IMAGE_TIMESTAMP_FIELDS],
+        F.col("duration").cast("int").alias("duration_minutes"),
+    )
+    rejects = typed.filter(F.col("reason").isNotNull()).select(
+        "reason",
+        F.coalesce(image, F.lit("null")).alias("record"),
+        "source_file",
+        "appointment_id",
+        "ingest_date",
+    )
+    return appointments, rejects

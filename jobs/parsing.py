@@ -1,0 +1,101 @@
+"""Step 1 of the flow: change-log lines -> typed change records, or quarantine rows (contract rule 1).
+
+Pure DataFrame -> DataFrame functions; reading the files is jobs.storage's job. Images stay raw JSON
+text: only the winning image of each appointment is checked, later, in jobs.compaction.
+"""
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from jobs.contract import EVENT_NAMES, LINE_SCHEMA
+
+# Contract timestamp format: exactly this shape; the calendar check is left to to_timestamp.
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
+_JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}
+
+
+def parse_timestamp(text: Column) -> Column:
+    """Contract timestamp text -> UTC instant (microseconds, extra fraction digits truncated), else null."""
+    micros = F.regexp_replace(text, r"(\.\d{6})\d+", "$1")
+    parsed = F.to_timestamp(micros, "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]XXX")
+    return F.when(text.rlike(TIMESTAMP_PATTERN), parsed)
+
+
+def sequence_key(digits: Column) -> Column:
+    """A sort key that orders decimal digit strings of any length as integers: (length, digits) once
+    leading zeros are gone. Plain string order would put '9...' (21 digits) after '10...' (22 digits)."""
+    stripped = F.regexp_replace(digits, r"^0+", "")
+    return F.struct(F.length(stripped).alias("len"), stripped.alias("digits"))
+
+
+def _is_blank(value: Column) -> Column:
+    return F.trim(value) == ""
+
+
+def parse_lines(lines: DataFrame) -> DataFrame:
+    """Lines (value, source_file, ingest_date) -> one row per non-blank line.
+
+    Valid rows have `reason` null and typed fields; rejected rows keep the raw line in `record`
+    and a snake_case `reason` (first failing check in contract order).
+    """
+    parsed = lines.filter(~_is_blank(F.col("value"))).select(
+        "value", "source_file", "ingest_date", F.from_json("value", LINE_SCHEMA, _JSON_OPTIONS).alias("j")
+    )
+    j = F.col("j")
+    event_id, event_name = j["event_id"], j["event_name"]
+    seq, act_text = j["sequence_number"], j["approximate_creation_time"]
+    appointment_id = j["keys"]["appointment_id"]
+    act = parse_timestamp(act_text)
+
+    def lacks(col: Column) -> Column:
+        return col.isNull() | (col == "")
+
+    # from_json renders any JSON value as text for a string field, so a JSON number 123 and the string
+    # "123" look alike; the contract wants a string, which only the raw line can tell.
+    seq_is_string = F.col("value").rlike(r'"sequence_number"\s*:\s*"')
+    # A JSON value that is not an object (array, scalar, garbage) fills _corrupt_record; so does a
+    # field of the wrong type inside a valid object, which json_object_keys tells apart.
+    not_an_object = j["_corrupt_record"].isNotNull() & F.json_object_keys("value").isNull()
+
+    reason = (
+        F.when(not_an_object, F.lit("invalid_json"))
+        .when(lacks(event_id), F.lit("missing_event_id"))
+        .when(lacks(event_name), F.lit("missing_event_name"))
+        .when(lacks(seq), F.lit("missing_sequence_number"))
+        .when(lacks(act_text), F.lit("missing_approximate_creation_time"))
+        .when(lacks(appointment_id), F.lit("missing_appointment_id"))
+        .when(~event_name.isin(*EVENT_NAMES), F.lit("unknown_event_name"))
+        .when(~(seq_is_string & seq.rlike(r"^[0-9]+$")), F.lit("bad_sequence_number"))
+        .when(act.isNull(), F.lit("bad_approximate_creation_time"))
+    )
+    return parsed.select(
+        event_id.alias("event_id"),
+        event_name.alias("event_name"),
+        seq.alias("sequence_number"),
+        act.alias("approximate_creation_time"),
+        appointment_id.alias("appointment_id"),
+        j["new_image"].alias("new_image"),
+        # A string where the image belongs ("new_image": "{...}") is not an image, even if its text parses.
+        F.col("value").rlike(r'"new_image"\s*:\s*"').alias("image_is_string"),
+        "ingest_date",
+        "source_file",
+        reason.alias("reason"),
+        F.when(reason.isNotNull(), F.col("value")).alias("record"),
+    )
+
+
+def valid_changes(parsed: DataFrame) -> DataFrame:
+    """The change records that passed rule 1."""
+    return parsed.filter(F.col("reason").isNull()).drop("reason", "record")
+
+
+def rejected_lines(parsed: DataFrame) -> DataFrame:
+    """Rule-1 quarantine rows: reason, record (the raw line), source_file, appointment_id, ingest_date."""
+    return parsed.filter(F.col("reason").isNotNull()).select(
+        "reason",
+        "record",
+        "source_file",
+        F.when(F.col("appointment_id") != "", F.col("appointment_id")).alias("appointment_id"),
+        "ingest_date",
+    )

@@ -1,0 +1,111 @@
+"""Incremental compaction state, kept under {output}/_state/ (private to the pipeline).
+
+A state holds the winning change per appointment (tombstones included), the quarantined lines of every
+file read, and the list of files read (path, size, modification time). The next run reads only files
+not in that list. The state advances only when a run publishes, so a failed or interrupted run is simply
+redone. Layout: _state/CURRENT names the live state folder _state/<run_id>/ (changes/, rejects/,
+manifest.json).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from jobs.storage import FileInfo, Storage, join
+
+STATE_FORMAT = 1
+
+
+@dataclass
+class ChangeLogFile:
+    path: str
+    uri: str
+    size: int
+    modified_ms: int
+    ingest_date: dt.date
+
+    @property
+    def signature(self) -> Tuple[int, int]:
+        return (self.size, self.modified_ms)
+
+
+@dataclass
+class State:
+    run_id: str
+    input_root: str
+    files: Dict[str, Tuple[int, int, str]]  # path -> (size, modified_ms, ingest_date)
+    table_rows: Dict[str, int] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    def folder(self, output_root: str) -> str:
+        return join(output_root, "_state", self.run_id)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": STATE_FORMAT,
+                "run_id": self.run_id,
+                "input_root": self.input_root,
+                "files": {path: list(sig) for path, sig in sorted(self.files.items())},
+                "table_rows": self.table_rows,
+                "fingerprint": self.fingerprint,
+            },
+            indent=1,
+        )
+
+
+def load_state(storage: Storage, output_root: str) -> Optional[State]:
+    current = storage.read_text(join(output_root, "_state", "CURRENT"))
+    if not current:
+        return None
+    text = storage.read_text(join(output_root, "_state", current.strip(), "manifest.json"))
+    if text is None:
+        return None
+    doc = json.loads(text)
+    if doc.get("format") != STATE_FORMAT:
+        return None
+    return State(
+        run_id=doc["run_id"],
+        input_root=doc["input_root"],
+        files={path: (sig[0], sig[1], sig[2]) for path, sig in doc["files"].items()},
+        table_rows=doc.get("table_rows", {}),
+        fingerprint=doc.get("fingerprint", ""),
+    )
+
+
+def save_state(storage: Storage, output_root: str, state: State) -> None:
+    """Write the manifest, then point CURRENT at it (the commit point), then drop older states."""
+    storage.write_text(join(state.folder(output_root), "manifest.json"), state.to_json())
+    storage.write_text(join(output_root, "_state", "CURRENT"), state.run_id)
+
+
+def why_full_rebuild(state: Optional[State], input_root: str, in_scope: List[ChangeLogFile], as_of: Optional[dt.date]) -> Optional[str]:
+    """Why the previous state cannot be extended (then the run rebuilds from the whole log), or None."""
+    if state is None:
+        return "no previous state"
+    if state.input_root != input_root:
+        return f"input root changed (state was built from {state.input_root})"
+    current = {f.path: f.signature for f in in_scope}
+    for path, (size, modified_ms, ingest_date) in state.files.items():
+        if as_of is not None and dt.date.fromisoformat(ingest_date) > as_of:
+            return f"state holds files after --as-of {as_of.isoformat()}"
+        if path not in current:
+            return f"a file read earlier is gone: {path}"
+        if current[path] != (size, modified_ms):
+            return f"a file read earlier has changed: {path}"
+    return None
+
+
+def new_files(state: Optional[State], in_scope: List[ChangeLogFile]) -> List[ChangeLogFile]:
+    known = state.files if state is not None else {}
+    return [f for f in in_scope if f.path not in known]
+
+
+def fingerprint(files: Dict[str, Tuple[int, int, str]], timezone: str, advisors: List[FileInfo]) -> str:
+    """Identity of everything the tables depend on: a rerun with the same fingerprint changes nothing."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([sorted(files.items()), timezone, sorted((a.path, a.size, a.modified_ms) for a in advisors)]).encode())
+    return digest.hexdigest()
