@@ -37,12 +37,15 @@ def change(
     event_id: str,
     appointment_id: Optional[str],
     sequence: Any,
+    /,
     event_name: str = "INSERT",
     created: Any = "2026-03-01T12:00:00Z",
     new_image: Any = "default",
     **extra: Any,
 ) -> dict:
-    """One stream record; `new_image` defaults to a valid image for INSERT/MODIFY and null for REMOVE."""
+    """One stream record; `new_image` defaults to a valid image for INSERT/MODIFY and null for REMOVE.
+
+    `extra` overrides any field by its record name (`event_id=DROP` leaves the field out)."""
     if isinstance(new_image, str) and new_image == "default":
         new_image = None if event_name == "REMOVE" else image(appointment_id)
     record = {
