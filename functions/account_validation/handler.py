@@ -1,0 +1,112 @@
+"""Validate step of the student account workflow: the first Task of statemachine/account_workflow.asl.json.
+
+API Gateway starts the workflow with the online form as the execution input; this Lambda checks it
+and returns the normalised account that the later states (DynamoDB getItem/putItem, SQS notify) use.
+A bad form raises `InvalidAccountForm`: Lambda reports the exception's class name as `errorType`,
+which Step Functions uses as the error name, so the definition's Catch routes it to a Fail state.
+
+Rules (see docs/account-workflow.md):
+- student_id: a string of 7 to 9 ASCII digits, leading zeros kept; surrounding spaces are trimmed.
+- email: trimmed, lower-cased, `local@domain` with a dotted domain and an alphabetic TLD, at most 254 characters.
+- first_name / last_name: Unicode NFC, trimmed, inner whitespace collapsed to one space, at most 100
+  characters, letters plus space, hyphen, apostrophe and full stop only. A name typed all in lower or all
+  in upper case is title-cased (``o'NEIL`` stays as typed, ``mary-jane`` becomes ``Mary-Jane``); a mixed-case
+  name is kept as typed, since ``McDonald`` or ``van der Berg`` cannot be re-derived by a rule.
+Unknown form fields are dropped; every problem is reported in one message.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+STUDENT_ID = re.compile(r"[0-9]{7,9}")
+# Pragmatic address check, not RFC 5322: dot-atom local part, dotted host names, alphabetic TLD.
+EMAIL = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+)
+MAX_EMAIL_LENGTH = 254
+MAX_NAME_LENGTH = 100
+NAME_PUNCTUATION = frozenset(" -'’.")
+# A letter after one of these starts a new word part when title-casing ("Mary-Jane", "O'Neil").
+WORD_BREAKS = frozenset(" -'’")
+REQUIRED_FIELDS = ("student_id", "email", "first_name", "last_name")
+
+
+class InvalidAccountForm(Exception):
+    """The submitted form cannot become an account; the message lists every problem, `; `-separated."""
+
+
+def normalise_name(raw: str) -> str:
+    name = " ".join(unicodedata.normalize("NFC", raw).split())
+    if name.islower() or name.isupper():
+        name = _title_case(name)
+    return name
+
+
+def _title_case(name: str) -> str:
+    chars = []
+    at_word_start = True
+    for char in name:
+        chars.append(char.upper() if at_word_start else char.lower())
+        at_word_start = char in WORD_BREAKS
+    return "".join(chars)
+
+
+def _name_problem(field: str, name: str) -> str | None:
+    if not name:
+        return f"{field} is empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"{field} is longer than {MAX_NAME_LENGTH} characters"
+    if not any(char.isalpha() for char in name):
+        return f"{field} has no letters"
+    bad = sorted({char for char in name if not _allowed_name_char(char)})
+    if bad:
+        return f"{field} contains characters not allowed in a name: {' '.join(repr(char) for char in bad)}"
+    return None
+
+
+def _allowed_name_char(char: str) -> bool:
+    # Combining marks (category M*) are kept so decomposed accents that NFC cannot compose stay valid.
+    return char in NAME_PUNCTUATION or unicodedata.category(char)[0] in ("L", "M")
+
+
+def validate_form(form: Any) -> dict[str, str]:
+    """The normalised account for a form, or InvalidAccountForm naming every problem."""
+    if not isinstance(form, dict):
+        raise InvalidAccountForm("the form must be a JSON object with student_id, email, first_name and last_name")
+    problems = []
+    present = {}
+    for field in REQUIRED_FIELDS:
+        value = form.get(field)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            problems.append(f"{field} is required")
+        elif not isinstance(value, str):
+            problems.append(f"{field} must be a string")
+        else:
+            present[field] = value
+
+    account = {}
+    if "student_id" in present:
+        account["student_id"] = present["student_id"].strip()
+        if not STUDENT_ID.fullmatch(account["student_id"]):
+            problems.append("student_id must be 7 to 9 digits")
+    if "email" in present:
+        account["email"] = present["email"].strip().lower()
+        if len(account["email"]) > MAX_EMAIL_LENGTH or not EMAIL.fullmatch(account["email"]):
+            problems.append("email is not a valid address")
+    for field in ("first_name", "last_name"):
+        if field in present:
+            account[field] = normalise_name(present[field])
+            problem = _name_problem(field, account[field])
+            if problem:
+                problems.append(problem)
+    if problems:
+        raise InvalidAccountForm("; ".join(problems))
+    return account
+
+
+def handler(event: Any, context: Any) -> dict[str, str]:
+    """Lambda entry: the execution input (the form) in, the normalised account out."""
+    return validate_form(event)

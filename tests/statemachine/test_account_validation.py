@@ -1,0 +1,118 @@
+"""The Validate step's Lambda handler, run directly on good and bad forms.
+
+moto cannot run Lambda code without Docker, so the handler is tested here on its own; the
+definition tests check that the error it raises is the one the state machine catches.
+"""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from functions.account_validation.handler import InvalidAccountForm, handler, validate_form
+
+GOOD = {"student_id": "1234567", "email": "ana.lopez@uni.edu", "first_name": "Ana", "last_name": "Lopez"}
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        (GOOD, GOOD),
+        (
+            {"student_id": " 0012345 ", "email": "  Ana.Lopez@Uni.EDU ", "first_name": "  ana \t maria ",
+             "last_name": "LOPEZ   GARCIA", "newsletter": True},
+            {"student_id": "0012345", "email": "ana.lopez@uni.edu", "first_name": "Ana Maria",
+             "last_name": "Lopez Garcia"},
+        ),
+        (
+            {"student_id": "123456789", "email": "o.neil+advising@mail.example.ac.uk", "first_name": "mary-jane",
+             "last_name": "o'neil"},
+            {"student_id": "123456789", "email": "o.neil+advising@mail.example.ac.uk", "first_name": "Mary-Jane",
+             "last_name": "O'Neil"},
+        ),
+        # Mixed case is the student's own spelling and is kept; NBSP counts as whitespace; NFC composes accents.
+        (
+            {"student_id": "7654321", "email": "x@y.io", "first_name": "Jose\u0301\u00a0Luis", "last_name": "McDonald"},
+            {"student_id": "7654321", "email": "x@y.io", "first_name": "Jos\u00e9 Luis", "last_name": "McDonald"},
+        ),
+        (
+            {"student_id": "7654321", "email": "x@y.io", "first_name": "ÉLODIE", "last_name": "d’arcy"},
+            {"student_id": "7654321", "email": "x@y.io", "first_name": "Élodie", "last_name": "D’Arcy"},
+        ),
+    ],
+)
+def test_good_form_becomes_normalised_account(form, expected):
+    account = handler(form, None)
+    assert account == expected
+    assert list(account) == ["student_id", "email", "first_name", "last_name"]
+
+
+@pytest.mark.parametrize(
+    ("form", "problems"),
+    [
+        ({}, ["student_id is required", "email is required", "first_name is required", "last_name is required"]),
+        ({**GOOD, "student_id": 1234567}, ["student_id must be a string"]),
+        ({**GOOD, "email": "   "}, ["email is required"]),
+        ({**GOOD, "student_id": "123456"}, ["student_id must be 7 to 9 digits"]),
+        ({**GOOD, "student_id": "1234567890"}, ["student_id must be 7 to 9 digits"]),
+        ({**GOOD, "student_id": "12 34567"}, ["student_id must be 7 to 9 digits"]),
+        ({**GOOD, "student_id": "１２３４５６７"}, ["student_id must be 7 to 9 digits"]),
+        ({**GOOD, "email": "ana.lopez"}, ["email is not a valid address"]),
+        ({**GOOD, "email": "ana..lopez@uni.edu"}, ["email is not a valid address"]),
+        ({**GOOD, "email": "ana@localhost"}, ["email is not a valid address"]),
+        ({**GOOD, "email": "ana@-uni.edu"}, ["email is not a valid address"]),
+        ({**GOOD, "email": "a@" + "b" * 250 + ".edu"}, ["email is not a valid address"]),
+        ({**GOOD, "first_name": "R2-D2"}, ["first_name contains characters not allowed in a name: '2'"]),
+        ({**GOOD, "last_name": "-- '"}, ["last_name has no letters"]),
+        ({**GOOD, "last_name": "A" * 101}, ["last_name is longer than 100 characters"]),
+        (
+            {"student_id": "12ab", "email": "x@", "first_name": "<b>", "last_name": None},
+            ["last_name is required", "student_id must be 7 to 9 digits", "email is not a valid address",
+             "first_name contains characters not allowed in a name: '<' '>'"],
+        ),
+    ],
+)
+def test_bad_form_raises_invalid_account_form_listing_every_problem(form, problems):
+    with pytest.raises(InvalidAccountForm) as raised:
+        handler(form, None)
+    assert str(raised.value).split("; ") == problems
+
+
+@pytest.mark.parametrize("form", [None, [], "1234567", ["student_id", "1234567"]])
+def test_form_that_is_not_an_object_is_rejected(form):
+    with pytest.raises(InvalidAccountForm, match="must be a JSON object"):
+        handler(form, None)
+
+
+def test_error_name_is_what_step_functions_matches():
+    # Lambda's Python runtime reports the exception's class name as errorType; Step Functions uses it as the error name.
+    with pytest.raises(Exception) as raised:
+        handler({**GOOD, "email": "nope"}, None)
+    assert type(raised.value).__name__ == "InvalidAccountForm"
+
+
+NAME_PART = st.text(alphabet="abcdefghijklmnopqrstuvwxyzÉéÜüß'-ABCXYZ", min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    student_id=st.from_regex(r"[0-9]{7,9}", fullmatch=True),
+    first=st.lists(NAME_PART, min_size=1, max_size=3),
+    last=st.lists(NAME_PART, min_size=1, max_size=3),
+    padding=st.sampled_from(["", " ", "  \t", "\u00a0"]),
+)
+def test_normalising_twice_changes_nothing(student_id, first, last, padding):
+    # A resubmission of an already-normalised account must map to the same item key and attributes.
+    form = {
+        "student_id": padding + student_id + padding,
+        "email": f"{padding}Student.{student_id}@Uni.EDU{padding}",
+        "first_name": padding + f"{padding} ".join(first),
+        "last_name": f" {padding}".join(last) + padding,
+    }
+    try:
+        account = validate_form(form)
+    except InvalidAccountForm:
+        return  # generated parts with no letters are rightly rejected
+    assert validate_form(account) == account
+    assert account["student_id"] == student_id
+    assert account["email"] == f"student.{student_id}@uni.edu"
