@@ -18,6 +18,7 @@ from jobs.errors import UsageError
 COMMAND_MODULES = (
     "advising.sample_data",
     "advising.run",
+    "advising.backfill",
     "advising.edge",
 )
 
