@@ -18,6 +18,8 @@ from jobs.errors import UsageError
 COMMAND_MODULES = (
     "advising.sample_data",
     "advising.run",
+    "advising.bundle",
+    "advising.emr.cli",
     "advising.backfill",
     "advising.edge",
 )
