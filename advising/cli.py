@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "advising.emr.cli",
     "advising.backfill",
     "advising.edge",
+    "advising.read_api",
 )
 
 

@@ -1,0 +1,125 @@
+"""Helpers of the read-API tests: serving tables written in the pipeline's layout (Hive-partitioned Parquet,
+no Spark), a private redis-server that a test can stop and restart, and the API's test configuration."""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import List, Optional
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import redis
+
+from api.config import ApiConfig
+from api.schema import ADVISOR_DAILY_LOAD, BOOKING_TRENDS_DAILY, Table
+from tests.conftest import free_port
+
+def advisor_row(advisor_id: str, date: str, **values) -> dict:
+    row = dict(
+        date=dt.date.fromisoformat(date), advisor_id=advisor_id, department="Math", scheduled_count=4, completed_count=2,
+        no_show_count=1, cancelled_count=1, booked_minutes=120, distinct_students=3, capacity_minutes=240,
+        utilization=0.5, no_show_rate=1 / 3,
+    )
+    row.update(values)
+    return row
+
+
+def trend_row(department: str, date: str, **values) -> dict:
+    row = dict(
+        date=dt.date.fromisoformat(date), department=department, bookings_created=5, cancelled_count=1,
+        cancellation_rate=0.2, median_lead_time_hours=26.5, p90_lead_time_hours=70.25, bookings_7d_avg=5 / 7,
+    )
+    row.update(values)
+    return row
+
+
+def _arrow(table: Table, rows: List[dict]) -> pa.Table:
+    schema = pa.schema([pa.field(c.name, getattr(pa, c.arrow_type)(), c.nullable) for c in table.columns])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def write_table(root: Path, table: Table, rows: List[dict]) -> None:
+    """One table as Spark writes it: date=YYYY-MM-DD folders without the date column, _SUCCESS and .crc
+    files beside; an empty table is a single Parquet file at the table root holding every column."""
+    path = root / table.name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    (path / "_SUCCESS").write_bytes(b"")
+    data = _arrow(table, rows)
+    if not rows:
+        pq.write_table(data, path / "part-00000.parquet")
+        return
+    for date in sorted({r["date"] for r in rows}):
+        folder = path / f"date={date.isoformat()}"
+        folder.mkdir()
+        part = _arrow(table, [r for r in rows if r["date"] == date]).drop_columns(["date"])
+        pq.write_table(part, folder / "part-00000.parquet")
+        (folder / ".part-00000.parquet.crc").write_bytes(b"")
+
+
+def write_tables(root: Path, advisors: List[dict], trends: List[dict]) -> Path:
+    write_table(root, ADVISOR_DAILY_LOAD, advisors)
+    write_table(root, BOOKING_TRENDS_DAILY, trends)
+    return root
+
+
+@dataclass
+class RedisProcess:
+    """A private redis-server that a test may stop (mid-test) and start again on the same port."""
+
+    port: int
+    proc: Optional[subprocess.Popen] = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed (Debian: apt-get install redis-server)", pytrace=False)
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    pytest.fail(f"private redis-server did not start on port {self.port}", pytrace=False)
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@dataclass
+class RunningApi:
+    url: str
+    app: object
+    server: object
+    thread: threading.Thread
+
+    @property
+    def metrics(self):
+        return self.app.state.metrics
+
+
+def api_config(db_url: str, redis_url: Optional[str], key_prefix: str, **overrides) -> ApiConfig:
+    base = ApiConfig(database_url=db_url, redis_url=redis_url, key_prefix=key_prefix, cache_jitter=0.0,
+                     redis_timeout=0.2, redis_retry_after=0.2, port=free_port(), cache_enabled=redis_url is not None)
+    return replace(base, **overrides)
