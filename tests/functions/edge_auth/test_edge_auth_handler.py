@@ -260,3 +260,13 @@ def test_a_configuration_that_cannot_load_denies_everything(tokens, viewer_reque
     response = respond(viewer_request(authorization=bearer(tokens.id_token())), broken_loader, now)
 
     assert response["status"] == "401"
+
+
+def test_a_remembered_verdict_is_tied_to_the_key_that_gave_it(pool_config_dict, edge_config, stranger_key, make_public_jwk, tokens, viewer_request, now):
+    # Same kid, different key: a token verified under the pool's key must be checked afresh.
+    rotated = EdgeConfig.from_dict({**pool_config_dict, "jwks": {"keys": [make_public_jwk(stranger_key, "test-key-1")]}})
+    token = tokens.id_token()
+
+    assert "status" not in run(viewer_request(authorization=bearer(token)), edge_config, now)
+    assert run(viewer_request(authorization=bearer(token)), rotated, now)["status"] == "401"
+    assert "status" not in run(viewer_request(authorization=bearer(token)), edge_config, now)
