@@ -34,6 +34,8 @@ def plain(value: Any) -> Any:
     """A deserialized DynamoDB value as plain JSON: integral numbers become ints, other numbers floats,
     sets sorted lists (set order is random, sorted output keeps retried writes byte-identical),
     binary base64 text."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, Binary):
@@ -118,7 +120,7 @@ def stream_line(record: Mapping[str, Any]) -> dict:
     """One Lambda DynamoDB stream record (NEW_AND_OLD_IMAGES) as a change-log line."""
     event_id = record.get("eventID")
     change = record.get("dynamodb")
-    if not event_id or not isinstance(change, Mapping):
+    if not event_id or not isinstance(change, dict):
         raise RecordError(f"stream record without eventID or dynamodb: {str(record)[:200]}")
     sequence_number = change.get("SequenceNumber")
     if not isinstance(sequence_number, str) or not sequence_number.isdigit():
