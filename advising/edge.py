@@ -49,7 +49,10 @@ def register(subparsers) -> None:
         description="Validate --config (Cognito pool, app client, token_use, group rules, JWKS) and write "
         f"the function package to --out; fails if the zip exceeds {VIEWER_REQUEST_ZIP_LIMIT:,} bytes.",
     )
-    build.add_argument("--config", required=True, type=Path, metavar="FILE", help="edge auth config JSON (see functions/edge_auth/edge_auth.example.json)")
+    build.add_argument(
+        "--config", required=True, type=Path, metavar="FILE",
+        help="edge auth config JSON (see functions/edge_auth/edge_auth.example.json)",
+    )
     build.add_argument("--out", required=True, type=Path, metavar="ZIP", help="where to write the zip")
     build.set_defaults(func=_build)
 
@@ -89,7 +92,8 @@ def package_zip(config: EdgeConfig) -> bytes:
     """The function zip: every module of the handler package plus the bundled configuration."""
     source_dir = Path(functions.edge_auth.__file__).parent
     entries = {f"{PACKAGE_DIR}/{source.name}": source.read_bytes() for source in source_dir.glob("*.py")}
-    entries[f"{PACKAGE_DIR}/{BUNDLED_CONFIG_NAME}"] = (json.dumps(config.to_dict(), indent=1, sort_keys=True) + "\n").encode()
+    bundled = json.dumps(config.to_dict(), indent=1, sort_keys=True) + "\n"
+    entries[f"{PACKAGE_DIR}/{BUNDLED_CONFIG_NAME}"] = bundled.encode("utf-8")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in sorted(entries):

@@ -23,7 +23,9 @@ _CLIENT_ID = re.compile(r"[A-Za-z0-9]{1,128}")
 # RFC 6265 cookie-name: an RFC 7230 token.
 _COOKIE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
 _GROUP = re.compile(r"[\w+=,.@-]{1,128}")
-_KNOWN_FIELDS = {"region", "user_pool_id", "app_client_id", "token_use", "group_rules", "cookie_name", "leeway_seconds", "jwks"}
+_KNOWN_FIELDS = {
+    "region", "user_pool_id", "app_client_id", "token_use", "group_rules", "cookie_name", "leeway_seconds", "jwks"
+}
 
 
 class ConfigError(ValueError):

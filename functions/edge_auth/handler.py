@@ -168,7 +168,9 @@ def unauthorized(token_presented: bool) -> dict:
     # RFC 6750: a challenge alone when no credential came, error="invalid_token" when one failed;
     # which check failed is only logged.
     challenge = f'Bearer realm="{REALM}"' + (', error="invalid_token"' if token_presented else "")
-    return _response("401", "Unauthorized", "Sign in to read this resource.\n", {"www-authenticate": ("WWW-Authenticate", challenge)})
+    return _response(
+        "401", "Unauthorized", "Sign in to read this resource.\n", {"www-authenticate": ("WWW-Authenticate", challenge)}
+    )
 
 
 def forbidden() -> dict:
@@ -191,7 +193,10 @@ def _response(status: str, description: str, body: str, extra: dict[str, tuple[s
 
 def _header_values(headers: dict, name: str) -> list[str]:
     entries = headers.get(name, [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("value"), str) for e in entries):
+    well_formed = isinstance(entries, list) and all(
+        isinstance(entry, dict) and isinstance(entry.get("value"), str) for entry in entries
+    )
+    if not well_formed:
         raise InvalidToken("bad_header_shape")
     return [entry["value"] for entry in entries]
 
