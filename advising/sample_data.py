@@ -663,9 +663,9 @@ def register(subparsers) -> None:
         "with the duplicates, late files and malformed records a real stream carries (see docs/sample-data.md).",
     )
     parser.add_argument("--out", required=True, help="output folder (must be absent or empty unless --force)")
-    parser.add_argument("--appointments", type=int, default=DEFAULT_APPOINTMENTS, help=f"number of appointments (default {DEFAULT_APPOINTMENTS})")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
-    parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help=f"days the start times spread over (default {DEFAULT_DAYS})")
+    parser.add_argument("--appointments", default=str(DEFAULT_APPOINTMENTS), help=f"number of appointments (default {DEFAULT_APPOINTMENTS})")
+    parser.add_argument("--seed", default=str(DEFAULT_SEED), help=f"random seed (default {DEFAULT_SEED})")
+    parser.add_argument("--days", default=str(DEFAULT_DAYS), help=f"days the start times spread over (default {DEFAULT_DAYS})")
     parser.add_argument("--start", default=DEFAULT_START.isoformat(), metavar="YYYY-MM-DD", help=f"first appointment day (default {DEFAULT_START})")
     parser.add_argument("--force", action="store_true", help="replace --out if it holds a previous sample")
     parser.set_defaults(func=_run)
@@ -674,7 +674,21 @@ def register(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     from jobs.config import parse_date
 
-    start = parse_date(args.start, "--start")
-    summary = generate(args.out, appointments=args.appointments, seed=args.seed, days=args.days, start=start, force=args.force)
+    summary = generate(
+        args.out,
+        appointments=_integer(args.appointments, "--appointments"),
+        seed=_integer(args.seed, "--seed"),
+        days=_integer(args.days, "--days"),
+        start=parse_date(args.start, "--start"),
+        force=args.force,
+    )
     print(summary.line())
     return 0
+
+
+def _integer(text: str, flag: str) -> int:
+    # Parsed here rather than by argparse, whose type errors print a usage block instead of one line.
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{flag} must be an integer, got {text!r}") from None

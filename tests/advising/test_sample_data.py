@@ -390,6 +390,8 @@ def test_cli_writes_and_replaces_only_with_force(tmp_path, capsys):
     "args, message",
     [
         (["--appointments", "0"], "--appointments"),
+        (["--appointments", "abc"], "--appointments must be an integer"),
+        (["--seed", "1.5"], "--seed must be an integer"),
         (["--days", "0"], "--days"),
         (["--start", "2026-02-30"], "--start"),
         (["--start", "2026/09/01"], "--start"),
