@@ -151,9 +151,12 @@ def list_log_files(input_dir: str, as_of: Optional[dt.date]) -> list[tuple[dt.da
         return found
     for folder in sorted(os.listdir(root)):
         match = _INGEST_FOLDER.fullmatch(folder)
-        if match is None:
+        try:
+            ingest_date = dt.date.fromisoformat(match.group(1)) if match else None
+        except ValueError:  # ingest_date=2026-02-30 is not a folder the sink writes
+            ingest_date = None
+        if ingest_date is None:
             continue
-        ingest_date = dt.date.fromisoformat(match.group(1))
         if as_of is not None and ingest_date > as_of:
             continue
         for dirpath, dirnames, filenames in os.walk(os.path.join(root, folder)):

@@ -168,6 +168,7 @@ def test_layout_plain_jsonl_subfolders_and_non_data_files(tmp_path):
     write_log(root, D1, "deep.jsonl.gz", [change("e-2", "a-deep", seq(1))], subdir="batch/7")
     write_log(root, D1, "notes.txt", [change("e-3", "a-txt", seq(1))])
     write_log(root, D1, "_tmp.jsonl.gz", [change("e-4", "a-hidden", seq(1))])
+    write_log(root, "2026-02-30", "x.jsonl.gz", [change("e-6", "a-bad-folder", seq(1))])
     os.makedirs(tmp_path / "appointments" / "stray", exist_ok=True)
     with gzip.open(tmp_path / "appointments" / "stray" / "x.jsonl.gz", "wt") as handle:
         handle.write(json.dumps(change("e-5", "a-stray", seq(1))) + "\n")
