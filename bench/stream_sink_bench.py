@@ -44,7 +44,11 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{model}; {os.cpu_count()} cores; Python {platform.python_version()} ({platform.python_implementation()})"
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return (
+        f"{model}; {os.cpu_count()} cores; Python {platform.python_version()} ({platform.python_implementation()}); "
+        f"load average {load} (shared machine: trust min over median)"
+    )
 
 
 def make_batch(count: int) -> dict:
