@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt package.json package-lock.json
 setup: $(STAMP)
 
 sample: setup
-	$(BIN)/advising sample-data --out $(SAMPLE_DIR) --appointments $(SAMPLE_APPOINTMENTS) --seed 7
+	$(BIN)/advising sample-data --out $(SAMPLE_DIR) --appointments $(SAMPLE_APPOINTMENTS) --seed 7 --force
 	$(BIN)/advising run --input $(SAMPLE_DIR) --output $(TABLES_DIR)
 
 test: setup
