@@ -1,0 +1,112 @@
+"""Benchmark: the quality gate's share of a whole pipeline run.
+
+Generates a sample change log (advising.sample_data) or reuses --input, runs the pipeline once (full
+rebuild, Spark local mode) and reads the gate's cost from the run summary's "quality" stage (GX
+validation of every frame plus the report and data docs) and from quality.json (GX validation alone).
+With --compare it also runs the same input with --skip-quality and reports the wall-time difference.
+
+    .venv/bin/python bench/quality_bench.py --appointments 100000
+    .venv/bin/python bench/quality_bench.py --appointments 1000000 --compare
+    .venv/bin/python bench/quality_bench.py --input data/sample
+
+Everything is local (files under --work, Spark local mode, loopback only). Bounded: one generation
+and one or two pipeline runs; about 1 minute at 100k appointments on two idle cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import great_expectations
+    import pyspark
+
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, Spark {pyspark.__version__}, "
+        f"Great Expectations {great_expectations.__version__}, load average at start {load}"
+    )
+
+
+def run_once(spark, source: str, output: str, skip_quality: bool):
+    from jobs.config import RunConfig
+    from jobs.pipeline import run_pipeline
+
+    shutil.rmtree(output, ignore_errors=True)
+    started = time.perf_counter()
+    summary = run_pipeline(spark, RunConfig(input=source, output=output, full=True, skip_quality=skip_quality), log=lambda _: None)
+    return summary, time.perf_counter() - started
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--appointments", type=int, default=100_000, help="sample size to generate (default 100000)")
+    parser.add_argument("--days", type=int, default=365, help="days the generated start times spread over (default 365)")
+    parser.add_argument("--input", default=None, help="reuse this input root instead of generating one")
+    parser.add_argument("--work", default=None, help="folder for the generated input and the tables (default: a temp dir, removed)")
+    parser.add_argument("--compare", action="store_true", help="also run with --skip-quality and compare wall times")
+    args = parser.parse_args(argv)
+    if args.appointments < 1:
+        parser.error("--appointments must be at least 1")
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    print(f"machine: {machine()}")
+    work = Path(args.work or tempfile.mkdtemp(prefix="quality-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        source = args.input
+        if source is None:
+            from advising.sample_data import generate
+
+            source = str(work / "input")
+            if (work / "input" / "appointments").is_dir():
+                print(f"input: reusing {source}")
+            else:
+                sample = generate(source, appointments=args.appointments, days=args.days, seed=1)
+                print(f"input: {sample.line()}")
+        else:
+            print(f"input: {source}")
+
+        from jobs.session import get_session
+
+        spark = get_session("quality-bench")
+        output = str(work / "tables")
+        summary, wall = run_once(spark, source, output, skip_quality=False)
+        report = json.loads((Path(output) / "_runs" / summary.run_id / "quality.json").read_text())
+        stage = summary.stage_seconds.get("quality", 0.0)
+        print(f"rows: {', '.join(f'{k} {v}' for k, v in summary.rows.items())}")
+        print("stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in summary.stage_seconds.items()))
+        print(f"gate: {report['summary'][:200]}")
+        print(
+            f"quality stage {stage:.1f} s (GX validation {report['seconds']:.1f} s) of a {wall:.1f} s run: "
+            f"{stage / wall:.1%} of the run (GX validation alone {report['seconds'] / wall:.1%})"
+        )
+        if args.compare:
+            _, skipped = run_once(spark, source, output, skip_quality=True)
+            print(f"with --skip-quality: {skipped:.1f} s; the gate added {wall - skipped:.1f} s ({(wall - skipped) / wall:.1%} of the run)")
+        print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
