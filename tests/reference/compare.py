@@ -26,7 +26,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tests.reference.contract import PARTITION_COLUMNS, TABLE_COLUMNS
+from tests.reference.contract import IMAGE_REASONS, PARTITION_COLUMNS, TABLE_COLUMNS
 
 _S, _I, _L, _D, _TS, _DATE = "string", "int", "long", "double", "timestamp", "date"
 COLUMN_TYPES = {
@@ -55,12 +55,6 @@ KEYS = {
     "quarantine": ("ingest_date", "source_file", "appointment_id", "record"),
 }
 NAMED_REASONS = frozenset({"invalid_json", "unknown_event_name", "bad_status"})
-# Reasons the reference gives to a winning image (rule 5); every other reason is a rejected raw line.
-IMAGE_REASONS = frozenset({
-    "null_image", "image_not_object", "bad_appointment_id", "appointment_id_mismatch", "bad_student_id",
-    "bad_advisor_id", "bad_department", "bad_start_time", "bad_duration_minutes", "bad_status",
-    "bad_created_at", "bad_updated_at", "bad_channel",
-})
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 REL_TOL, ABS_TOL = 1e-9, 1e-12
 SHOW = 5

@@ -249,6 +249,14 @@ def _is_json_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# Every reason check_image gives (rule 5); every other reason is a rejected raw line (rule 1).
+IMAGE_REASONS = frozenset({
+    "null_image", "image_not_object", "bad_appointment_id", "appointment_id_mismatch", "bad_student_id",
+    "bad_advisor_id", "bad_department", "bad_start_time", "bad_duration_minutes", "bad_status",
+    "bad_created_at", "bad_updated_at", "bad_channel",
+})
+
+
 def check_image(image: Any, key_id: str) -> tuple[Optional[dict], Optional[str]]:
     """Rule 5 against the item table: (parsed fields, None) or (None, reason)."""
     if image is None:

@@ -10,6 +10,7 @@ from fractions import Fraction
 import pytest
 
 from tests.reference.contract import (
+    IMAGE_REASONS,
     TABLE_COLUMNS,
     DuplicateAdvisorError,
     compute_tables,
@@ -306,14 +307,14 @@ def test_image_rules(tmp_path, overrides, reason):
     write_log(str(tmp_path), D1, "x.jsonl.gz", [change("e-1", "a-1", seq(1), new_image=image("a-1", **overrides))])
     tables = compute_tables(str(tmp_path))
     assert tables["appointments"] == []
-    assert reasons(tables) == [("a-1", reason)]
+    assert reasons(tables) == [("a-1", reason)] and reason in IMAGE_REASONS
 
 
 @pytest.mark.parametrize("new_image, reason, record", [(None, "null_image", "null"), ("x", "image_not_object", '"x"')])
 def test_null_or_scalar_image(tmp_path, new_image, reason, record):
     write_log(str(tmp_path), D1, "x.jsonl.gz", [change("e-1", "a-1", seq(1), event_name="MODIFY", new_image=new_image)])
     (row,) = compute_tables(str(tmp_path))["quarantine"]
-    assert (row["reason"], row["record"]) == (reason, record)
+    assert (row["reason"], row["record"]) == (reason, record) and reason in IMAGE_REASONS
 
 
 def test_valid_edges_and_ignored_attributes(tmp_path):
