@@ -15,6 +15,16 @@ VERSION = "0.1.0-test"
 DATE = "2025-03-01"
 
 
+def dag_module():
+    """The DAG file as a module, loaded by path as Airflow loads it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("advising_pipeline_dag", DAGS / "advising_pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_dag():
     from airflow.dag_processing.dagbag import DagBag
 
@@ -110,9 +120,8 @@ def test_a_date_range_runs_every_complete_utc_day_once(campus, offline_env):
     from airflow.timetables.interval import CronDataIntervalTimetable
 
     from advising.emr.settings import load_settings
-    from dags.advising_pipeline import build_dag
 
-    dag = build_dag(load_settings(env={}, overrides=[f"campus_timezone={campus}"]), VERSION)
+    dag = dag_module().build_dag(load_settings(env={}, overrides=[f"campus_timezone={campus}"]), VERSION)
     timetable = CronDataIntervalTimetable(dag.timetable.expression, dag.timezone)
     start, end = pendulum.datetime(2025, 3, 1, tz=campus), pendulum.datetime(2025, 4, 1, tz=campus)
     restriction = TimeRestriction(earliest=start, latest=end, catchup=True)
