@@ -135,8 +135,8 @@ class Storage:
         """Make `staged` the content of `target` as one step a reader cannot see half of.
 
         Locally: an atomic exchange of the two directories (Linux renameat2), then the old one is removed.
-        Elsewhere: replace then rename, which is atomic on HDFS; on S3, readers should go through the
-        Glue catalog, whose table location the EMR delivery updates (docs/emr.md).
+        Elsewhere: delete then rename. On HDFS the rename is atomic; on S3 it is a copy, so readers can see a
+        gap during the swap (docs/data-contract.md, "Publishing").
         """
         local_staged, local_target = local_path(staged), local_path(target)
         if local_staged is not None and local_target is not None:
