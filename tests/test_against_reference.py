@@ -321,6 +321,12 @@ def test_incremental_by_ingest_date_equals_reference_at_each_step_and_full_run(s
             assert published["quarantine"] == [] and published["appointments"]
     run(spark, stress_input, out, timezone=zone)
     assert_matches_reference(compute_tables(str(stress_input), zone), out, stress_input, "rerun with no new file")
+    # "Whatever ran before": a rerun as of an earlier date (a backfill) shrinks every table back to that scope.
+    run(spark, stress_input, out, timezone=zone, as_of=D2)
+    assert_matches_reference(compute_tables(str(stress_input), zone, dt.date.fromisoformat(D2)), out, stress_input,
+                             f"rerun as of the earlier {D2}")
+    run(spark, stress_input, out, timezone=zone)
+    assert_matches_reference(compute_tables(str(stress_input), zone), out, stress_input, "run after the backfill")
     _rebuild_equals_chain(spark, stress_input, out, zone, tmp_path_factory)
 
 
