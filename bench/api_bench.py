@@ -15,8 +15,6 @@ import argparse
 import datetime as dt
 import http.client
 import os
-import platform
-import re
 import shutil
 import signal
 import socket
@@ -43,17 +41,10 @@ from api.config import PublishConfig  # noqa: E402
 from api.publish import publish  # noqa: E402
 from api.schema import ADVISOR_DAILY_LOAD, BOOKING_TRENDS_DAILY, Table  # noqa: E402
 
+from machine import describe  # bench/machine.py: scripts run with bench/ on sys.path
+
 START = dt.date(2024, 1, 1)
 
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text()).group(1)
-    except (OSError, AttributeError):
-        pass
-    load = ", load average {:.1f}/{:.1f}/{:.1f} (1/5/15 min) at start".format(*os.getloadavg())
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()} on {platform.system()} {platform.release()}{load}"
 
 
 def free_port() -> int:
@@ -217,7 +208,7 @@ def main() -> int:
         started = time.perf_counter()
         generate(tmp, args.advisors, args.days, args.departments, rng)
         result = publish(PublishConfig(output=str(tmp), database_url=db_url, redis_url=args.redis_url, key_prefix=prefix))
-        print(f"machine: {machine()}")
+        print(f"machine: {describe()}")
         with psycopg.connect(db_url) as conn:
             pg = conn.execute("SHOW server_version").fetchone()[0]
         print(f"services: PostgreSQL {pg}, Redis {redis.Redis.from_url(args.redis_url).info('server')['redis_version']} (loopback)")

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,19 +32,10 @@ from functions.edge_auth.config import EdgeConfig  # noqa: E402
 from functions.edge_auth.handler import check_claims, respond  # noqa: E402
 from functions.edge_auth.jwt_rs256 import _signature_valid, decode_verified  # noqa: E402
 
+from machine import describe  # bench/machine.py: scripts run with bench/ on sys.path
+
 EXAMPLE_CONFIG = REPO / "functions" / "edge_auth" / "edge_auth.example.json"
 
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}; {os.cpu_count()} cores; Python {platform.python_version()} ({platform.python_implementation()})"
 
 
 def b64url(raw: bytes) -> str:
@@ -126,7 +115,7 @@ def main() -> int:
         pyjwt.decode(token, public_key, algorithms=["RS256"], audience=config.app_client_id, issuer=config.issuer)
 
     package = package_zip(load_config(EXAMPLE_CONFIG))
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     print(f"package: {len(package):,} bytes zipped (limit 1,048,576), from {EXAMPLE_CONFIG.relative_to(REPO)}")
     print(f"{'figure':<12} {'us/request':>11} {'requests/s':>11} {'calls':>8}")
     figures = (("verify", verify), ("handler", handle), ("reject", reject), ("handler-hit", handle_hit), ("pyjwt", reference))

@@ -10,31 +10,13 @@ Each run publishes into a fresh output folder: a full run over the whole log.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import sys
 import time
 from pathlib import Path
 
+from machine import describe  # bench/machine.py: scripts run with bench/ on sys.path
 
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{model}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}, load average {load:.1f} at start"
 
 
 def main(argv=None) -> int:
@@ -52,7 +34,7 @@ def main(argv=None) -> int:
     from jobs.pipeline import run_pipeline
     from jobs.session import get_session
 
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     work = Path(args.work)
     log_dir = work / f"log-{args.appointments}-{args.seed}-{args.days}"
     if not (log_dir / "appointments").is_dir():

@@ -17,31 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from machine import describe  # bench/machine.py: scripts run with bench/ on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    import great_expectations
-    import pyspark
-
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, Spark {pyspark.__version__}, "
-        f"Great Expectations {great_expectations.__version__}, load average at start {load}"
-    )
 
 
 def run_once(spark, source: str, output: str, skip_quality: bool):
@@ -67,7 +52,7 @@ def main(argv=None) -> int:
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     work = Path(args.work or tempfile.mkdtemp(prefix="quality-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:

@@ -18,7 +18,6 @@ import io
 import json
 import logging
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -31,24 +30,11 @@ sys.path.insert(0, str(REPO))
 
 from boto3.dynamodb.types import TypeSerializer  # noqa: E402
 
+from machine import describe  # bench/machine.py: scripts run with bench/ on sys.path
+
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/appointments/stream/2026-01-05T08:00:00.000"
 BUCKET = "bench-raw"
 
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    return (
-        f"{model}; {os.cpu_count()} cores; Python {platform.python_version()} ({platform.python_implementation()}); "
-        f"load average {load} (shared machine: trust min over median)"
-    )
 
 
 def make_batch(count: int) -> dict:
@@ -173,7 +159,7 @@ def main() -> int:
     finally:
         server.stop()
 
-    print(f"machine : {machine()}")
+    print(f"machine : {describe()}")
     print(f"batch   : {args.records} MODIFY records (new + old image), {len(bodies)} objects, "
           f"{sum(len(b) for b in bodies)} gzip bytes; S3 = moto server on loopback")
     print(f"handler : {summary(handler_times)}  -> {statistics.median(handler_times) / args.records * 1e6:.0f} us/record")

@@ -10,7 +10,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
 from cfnlint.decode import decode
 
 from functions.account_validation.handler import InvalidAccountForm
