@@ -81,6 +81,17 @@ def _is_json_string(image: Column, field: str) -> Column:
     return image.contains(f'"{field}":"')
 
 
+def _image_json(image: Column, is_string: Column) -> Column:
+    """The image as JSON text: from_json gave a string image's content unquoted, so quote it again
+    (to_json of a one-element array escapes it exactly), and a null image is the JSON `null`."""
+    quoted = F.to_json(F.array(image))
+    return (
+        F.when(image.isNull(), F.lit("null"))
+        .when(is_string, quoted.substr(F.lit(2), F.length(quoted) - 2))
+        .otherwise(image)
+    )
+
+
 def validate_images(winners: DataFrame) -> Tuple[DataFrame, DataFrame]:
     """Winning changes -> (appointments, rejects) per rule 5.
 
@@ -131,7 +142,7 @@ def validate_images(winners: DataFrame) -> Tuple[DataFrame, DataFrame]:
     )
     rejects = typed.filter(F.col("reason").isNotNull()).select(
         "reason",
-        F.coalesce(image, F.lit("null")).alias("record"),
+        _image_json(image, F.col("image_is_string")).alias("record"),
         "source_file",
         "appointment_id",
         "ingest_date",

@@ -30,7 +30,7 @@ def sequence_key(digits: Column) -> Column:
 
 
 def _is_blank(value: Column) -> Column:
-    return F.trim(value) == ""
+    return value.rlike(r"^\s*$")
 
 
 def parse_lines(lines: DataFrame) -> DataFrame:
@@ -42,7 +42,7 @@ def parse_lines(lines: DataFrame) -> DataFrame:
     parsed = lines.filter(~_is_blank(F.col("value"))).select(
         "value", "source_file", "ingest_date", F.from_json("value", LINE_SCHEMA, _JSON_OPTIONS).alias("j")
     )
-    j = F.col("j")
+    j, value = F.col("j"), F.col("value")
     event_id, event_name = j["event_id"], j["event_name"]
     seq, act_text = j["sequence_number"], j["approximate_creation_time"]
     appointment_id = j["keys"]["appointment_id"]
@@ -53,10 +53,13 @@ def parse_lines(lines: DataFrame) -> DataFrame:
 
     # from_json renders any JSON value as text for a string field, so a JSON number 123 and the string
     # "123" look alike; the contract wants a string, which only the raw line can tell.
-    seq_is_string = F.col("value").rlike(r'"sequence_number"\s*:\s*"')
+    seq_is_string = value.rlike(r'"sequence_number"\s*:\s*"')
     # A JSON value that is not an object (array, scalar, garbage) fills _corrupt_record; so does a
-    # field of the wrong type inside a valid object, which json_object_keys tells apart.
-    not_an_object = j["_corrupt_record"].isNotNull() & F.json_object_keys("value").isNull()
+    # field of the wrong type inside a valid object, which json_object_keys tells apart. from_json stops
+    # after the first value, so text after the object ("{...} garbage", "{...} {...}") needs its own test:
+    # the line wrapped in brackets must be an array of exactly one value.
+    one_value = F.json_array_length(F.concat(F.lit("["), value, F.lit("]"))) == 1
+    not_an_object = (j["_corrupt_record"].isNotNull() & F.json_object_keys(value).isNull()) | ~F.coalesce(one_value, F.lit(False))
 
     reason = (
         F.when(not_an_object, F.lit("invalid_json"))
@@ -77,7 +80,7 @@ def parse_lines(lines: DataFrame) -> DataFrame:
         appointment_id.alias("appointment_id"),
         j["new_image"].alias("new_image"),
         # A string where the image belongs ("new_image": "{...}") is not an image, even if its text parses.
-        F.col("value").rlike(r'"new_image"\s*:\s*"').alias("image_is_string"),
+        value.rlike(r'"new_image"\s*:\s*"').alias("image_is_string"),
         "ingest_date",
         "source_file",
         reason.alias("reason"),
@@ -96,6 +99,9 @@ def rejected_lines(parsed: DataFrame) -> DataFrame:
         "reason",
         "record",
         "source_file",
-        F.when(F.col("appointment_id") != "", F.col("appointment_id")).alias("appointment_id"),
+        # Nothing in a line that is not valid JSON is trusted, its key included.
+        F.when((F.col("reason") != "invalid_json") & (F.col("appointment_id") != ""), F.col("appointment_id")).alias(
+            "appointment_id"
+        ),
         "ingest_date",
     )
