@@ -74,6 +74,7 @@ def record(event_id, seq, appointment_id, start, status="BOOKED", name="INSERT")
         (["--as-of", "2026-13-01"], "--as-of is not a real calendar date"),
         (["--as-of", "yesterday"], "--as-of must be a date in YYYY-MM-DD form"),
         (["--timezone", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
+        (["--input", "s3://advising-raw/raw"], "no filesystem connector for s3://"),
     ],
 )
 def test_misuse_is_one_line_and_exit_2(spark, tmp_path, capsys, args, message):
