@@ -179,7 +179,8 @@ def run_pipeline(spark, config: RunConfig, log=print) -> RunSummary:
                 raise
             except Exception as exc:  # a header that is not the contract's, for instance
                 raise UsageError(f"cannot read the advisors dimension under {config.input}/advisors: {str(exc).splitlines()[0]}") from None
-        previous = None if config.full else load_state(storage, plan.output_root)
+        # Loaded even for --full: the quality gate compares row counts with the last publish.
+        previous = load_state(storage, plan.output_root)
         rebuild = "--full" if config.full else why_full_rebuild(previous, plan.input_root, plan.in_scope, config.as_of)
         base = None if rebuild else previous
         to_read = new_files(base, plan.in_scope)

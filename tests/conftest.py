@@ -5,6 +5,7 @@ and a fixture that cannot reach its service fails the test instead of skipping i
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -15,6 +16,10 @@ import pytest
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+# py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after pytest has
+# closed the stream a plugin attached to the root logger: keep it quiet instead of printing a traceback.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

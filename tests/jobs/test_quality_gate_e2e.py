@@ -68,6 +68,11 @@ def test_lost_input_fails_the_gate_and_leaves_published_tables_untouched(spark, 
     assert "appointments.row_count_vs_previous" in report["critical_failures"]
     assert not (failed_run / "manifest.json").exists()
 
+    # --full rebuilds from the log but still compares with the last publish.
+    assert main(args + ["--full"]) == 1
+    assert "appointments.row_count_vs_previous (critical)" in capsys.readouterr().err
+    assert published_files(output) == before
+
     status = main(args + ["--skip-quality"])
 
     out = capsys.readouterr().out
