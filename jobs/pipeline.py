@@ -136,10 +136,9 @@ def _read_table(spark, path: str, schema):
     return spark.read.schema(schema).parquet(path)
 
 
-def _finish_empty_table(spark, storage: Storage, path: str, schema) -> None:
+def _write_empty_table(spark, path: str, schema) -> None:
     """An empty table is one empty Parquet file with every column, so readers still see the schema."""
-    if not any(f.path.endswith(".parquet") for f in storage.list_files(path)):
-        spark.createDataFrame([], schema).coalesce(1).write.mode("overwrite").parquet(path)
+    spark.createDataFrame([], schema).coalesce(1).write.mode("overwrite").parquet(path)
 
 
 @contextmanager
@@ -233,9 +232,11 @@ def run_pipeline(spark, config: RunConfig, log=print) -> RunSummary:
                 schema, partition_column = TABLES[name]
                 path = join(staging, name)
                 _write_table(spark, df, path, partition_column)
-                _finish_empty_table(spark, storage, path, schema)
                 staged[name] = _read_table(spark, path, schema)
                 summary.rows[name] = staged[name].count()
+                if summary.rows[name] == 0:
+                    _write_empty_table(spark, path, schema)
+                    staged[name] = _read_table(spark, path, schema)
             appointments.unpersist()
             summary.quarantined = summary.rows["quarantine"]
 

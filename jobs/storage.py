@@ -11,7 +11,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from typing import List, Optional
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from jobs.errors import UsageError
 
@@ -50,6 +50,7 @@ class Storage:
     """Hadoop FileSystem access through the SparkSession's JVM."""
 
     def __init__(self, spark):
+        self._spark = spark
         self._jvm = spark._jvm
         self._conf = spark._jsc.hadoopConfiguration()
 
@@ -79,17 +80,26 @@ class Storage:
         return bool(fs.exists(p) and fs.getFileStatus(p).isDirectory())
 
     def list_files(self, root: str) -> List[FileInfo]:
-        """Every file below root (recursively), with its user-facing path and its URI."""
+        """Every file below root (recursively, hidden `_`/`.` names skipped), with its user-facing path and URI.
+
+        Spark lists them in the JVM (the binaryFile source, whose content column is never read): one
+        round trip, where walking Hadoop's iterator from Python costs several per file.
+        """
+        from pyspark.sql import functions as F
+
         fs = self._fs(root)
-        base = fs.makeQualified(self._path(root)).toString().rstrip("/")
-        files = []
-        iterator = fs.listFiles(self._path(root), True)
-        while iterator.hasNext():
-            status = iterator.next()
-            path = status.getPath()
-            relative = path.toString()[len(base):]
-            files.append(FileInfo(root.rstrip("/") + relative, path.toUri().toString(), status.getLen(), status.getModificationTime()))
-        return files
+        base = unquote(fs.makeQualified(self._path(root)).toString().rstrip("/"))
+        listing = (
+            self._spark.read.format("binaryFile")
+            .option("recursiveFileLookup", "true")
+            .load(root)
+            .select("path", "length", F.unix_millis("modificationTime"))
+            .collect()
+        )
+        return [
+            FileInfo(root.rstrip("/") + unquote(uri)[len(base):], uri, size, modified_ms)
+            for uri, size, modified_ms in listing
+        ]
 
     def read_text(self, path: str) -> Optional[str]:
         fs = self._fs(path)
