@@ -28,13 +28,13 @@ CHANGE_COLUMNS = (
     "source_file",
 )
 
-# Every image attribute as text; its JSON type is checked separately (see _is_json_string).
-_IMAGE_TEXT_SCHEMA = T.StructType(
+# Every image attribute as text, its JSON type checked separately (see _is_json_string), except
+# duration_minutes: only a JSON integer token parses as a long ("30" and 30.0 come out null), and
+# partial results (jobs.session) keep the other fields when it fails.
+_IMAGE_SCHEMA = T.StructType(
     [T.StructField(name, T.StringType()) for name in IMAGE_STRING_FIELDS + IMAGE_TIMESTAMP_FIELDS + ("channel",)]
-    + [T.StructField("duration_minutes", T.StringType())]
+    + [T.StructField("duration_minutes", T.LongType())]
 )
-# Only a JSON integer token parses as a long ("30" and 30.0 come out null): partial results keep the rest.
-_IMAGE_DURATION_SCHEMA = T.StructType([T.StructField("duration_minutes", T.LongType())])
 
 
 def latest_changes(changes: DataFrame) -> DataFrame:
@@ -92,59 +92,68 @@ def _image_json(image: Column, is_string: Column) -> Column:
     )
 
 
-def validate_images(winners: DataFrame) -> Tuple[DataFrame, DataFrame]:
-    """Winning changes -> (appointments, rejects) per rule 5.
-
-    appointments: appointment_id, student_id, advisor_id, department, status, channel, start_time,
-    created_at, updated_at, duration_minutes (int). rejects: the quarantine columns. REMOVE winners are
-    in neither: the appointment is simply gone.
-    """
+def check_images(winners: DataFrame) -> DataFrame:
+    """Winning changes that are not REMOVEs, with the parsed image (`t`, `ts_*`) and `reason` (null when
+    the image is valid, else the first failing rule-5 check). Callers that need both the appointments
+    and the rejects should persist this once and split it with `split_checked`."""
     live = winners.filter(F.col("event_name") != "REMOVE")
     image = F.col("new_image")
-    text = F.from_json(image, _IMAGE_TEXT_SCHEMA)
-    duration = F.from_json(image, _IMAGE_DURATION_SCHEMA)["duration_minutes"]
-    is_object = F.json_object_keys(image).isNotNull()
+    t = F.col("t")
+    # The image text is Jackson's re-serialisation of the value: an object, and only an object, starts
+    # with "{" (a string image is flagged by the parser, since its unquoted content could too).
+    is_object = image.startswith("{") & ~F.col("image_is_string")
 
     def bad_string(field: str) -> Column:
-        value = F.col("t")[field]
+        value = t[field]
         return value.isNull() | (value == "") | ~_is_json_string(image, field)
 
     checks = [
         (image.isNull(), "missing_image"),
-        (F.col("image_is_string") | ~is_object, "bad_image"),
-        (bad_string("appointment_id") | (F.col("t")["appointment_id"] != F.col("appointment_id")), "bad_appointment_id"),
+        (~is_object, "bad_image"),
+        (bad_string("appointment_id") | (t["appointment_id"] != F.col("appointment_id")), "bad_appointment_id"),
         (bad_string("student_id"), "bad_student_id"),
         (bad_string("advisor_id"), "bad_advisor_id"),
         (bad_string("department"), "bad_department"),
-        (bad_string("status") | ~F.col("t")["status"].isin(*STATUSES), "bad_status"),
-        (F.col("duration").isNull() | ~F.col("duration").between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES), "bad_duration_minutes"),
+        (bad_string("status") | ~t["status"].isin(*STATUSES), "bad_status"),
+        (~t["duration_minutes"].between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES) | t["duration_minutes"].isNull(), "bad_duration_minutes"),
     ]
     for field in IMAGE_TIMESTAMP_FIELDS:
         checks.append((~_is_json_string(image, field) | F.col(f"ts_{field}").isNull(), f"bad_{field}"))
-    checks.append((F.col("t")["channel"].isNotNull() & ~_is_json_string(image, "channel"), "bad_channel"))
+    checks.append((t["channel"].isNotNull() & ~_is_json_string(image, "channel"), "bad_channel"))
 
     reason = F.when(checks[0][0], F.lit(checks[0][1]))
     for condition, code in checks[1:]:
         reason = reason.when(condition, F.lit(code))
 
-    typed = live.select(
-        "*",
-        text.alias("t"),
-        duration.alias("duration"),
-        *[parse_timestamp(text[field]).alias(f"ts_{field}") for field in IMAGE_TIMESTAMP_FIELDS],
-    ).withColumn("reason", reason)
+    parsed = live.select("*", F.from_json(image, _IMAGE_SCHEMA).alias("t"))
+    typed = parsed.select("*", *[parse_timestamp(t[field]).alias(f"ts_{field}") for field in IMAGE_TIMESTAMP_FIELDS])
+    return typed.withColumn("reason", reason)
 
-    appointments = typed.filter(F.col("reason").isNull()).select(
+
+def split_checked(checked: DataFrame) -> Tuple[DataFrame, DataFrame]:
+    """Checked winners -> (appointments, rejects).
+
+    appointments: appointment_id, student_id, advisor_id, department, status, channel, start_time,
+    created_at, updated_at, duration_minutes (int). rejects: the quarantine columns. REMOVE winners are
+    in neither: the appointment is simply gone.
+    """
+    t = F.col("t")
+    appointments = checked.filter(F.col("reason").isNull()).select(
         "appointment_id",
-        *[F.col("t")[field].alias(field) for field in ("student_id", "advisor_id", "department", "status", "channel")],
+        *[t[field].alias(field) for field in ("student_id", "advisor_id", "department", "status", "channel")],
         *[F.col(f"ts_{field}").alias(field) for field in IMAGE_TIMESTAMP_FIELDS],
-        F.col("duration").cast("int").alias("duration_minutes"),
+        t["duration_minutes"].cast("int").alias("duration_minutes"),
     )
-    rejects = typed.filter(F.col("reason").isNotNull()).select(
+    rejects = checked.filter(F.col("reason").isNotNull()).select(
         "reason",
-        _image_json(image, F.col("image_is_string")).alias("record"),
+        _image_json(F.col("new_image"), F.col("image_is_string")).alias("record"),
         "source_file",
         "appointment_id",
         "ingest_date",
     )
     return appointments, rejects
+
+
+def validate_images(winners: DataFrame) -> Tuple[DataFrame, DataFrame]:
+    """Rule 5 in one call: (appointments, rejects) of the winning changes."""
+    return split_checked(check_images(winners))

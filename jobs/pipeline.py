@@ -219,7 +219,8 @@ def run_pipeline(spark, config: RunConfig, log=print) -> RunSummary:
             line_rejects = _read_table(spark, join(state_dir, "rejects"), rejects.schema)
 
         with _stage(summary, "tables"):
-            valid, image_rejects = compaction.validate_images(winners)
+            checked = compaction.check_images(winners).persist(StorageLevel.MEMORY_AND_DISK)
+            valid, image_rejects = compaction.split_checked(checked)
             appointments = aggregates.appointments_table(valid, config.timezone).persist(StorageLevel.MEMORY_AND_DISK)
             outputs = {
                 "appointments": appointments,
@@ -238,6 +239,7 @@ def run_pipeline(spark, config: RunConfig, log=print) -> RunSummary:
                     _write_empty_table(spark, path, schema)
                     staged[name] = _read_table(spark, path, schema)
             appointments.unpersist()
+            checked.unpersist()
             summary.quarantined = summary.rows["quarantine"]
 
         report_dir = join(plan.output_root, "_runs", run_id)
