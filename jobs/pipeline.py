@@ -185,15 +185,15 @@ def run_pipeline(spark, config: RunConfig, log=print) -> RunSummary:
         to_read = new_files(base, plan.in_scope)
         summary.mode, summary.reason = ("full", rebuild) if rebuild else ("incremental", f"{len(to_read)} new file(s)")
         files = {f.path: (f.size, f.modified_ms, f.ingest_date.isoformat()) for f in plan.in_scope}
-        print_ = fingerprint(files, config.timezone, plan.advisors) + CONTRACT_VERSION
+        inputs_fingerprint = fingerprint(files, config.timezone, plan.advisors) + CONTRACT_VERSION
         tables_present = all(storage.exists(join(plan.output_root, name)) for name in TABLES)
-        if base is not None and not to_read and base.fingerprint == print_ and tables_present:
+        if base is not None and not to_read and base.fingerprint == inputs_fingerprint and tables_present:
             summary.mode, summary.reason = "up-to-date", "no new files, same time zone and advisors"
             summary.rows = dict(base.table_rows)
             return summary
 
     staging = join(plan.output_root, "_staging", run_id)
-    state = State(run_id=run_id, input_root=plan.input_root, files=files, fingerprint=print_)
+    state = State(run_id=run_id, input_root=plan.input_root, files=files, fingerprint=inputs_fingerprint)
     state_dir = state.folder(plan.output_root)
     parsed = parsing.parse_lines(_read_lines(spark, to_read)).persist(StorageLevel.MEMORY_AND_DISK)
     try:
