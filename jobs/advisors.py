@@ -40,8 +40,7 @@ def capacities(raw: DataFrame) -> DataFrame:
 
 
 def check_unique(dimension: DataFrame) -> DataFrame:
-    """The dimension, cached, once no advisor_id is listed twice; else a UsageError naming them."""
-    dimension = dimension.cache()
+    """The dimension, once no advisor_id is listed twice; else a UsageError naming them."""
     duplicated = [
         row["advisor_id"]
         for row in dimension.groupBy("advisor_id").count().filter("count > 1").orderBy("advisor_id").limit(5).collect()

@@ -83,11 +83,8 @@ def _plan(storage: Storage, config: RunConfig) -> _Plan:
     for info in storage.list_files(log_root):
         relative = info.path[len(log_root):]
         match = _INGEST_FOLDER.match(relative)
-        name = relative.rsplit("/", 1)[-1]
-        if name.startswith((".", "_")):
-            continue  # hidden files and markers (_SUCCESS, .crc) are not part of the log
         ingest_date = None
-        if match and name.endswith(_CHANGE_LOG_SUFFIXES):
+        if match and relative.endswith(_CHANGE_LOG_SUFFIXES):
             try:
                 ingest_date = dt.date.fromisoformat(match.group(1))
             except ValueError:
