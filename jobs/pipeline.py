@@ -55,7 +55,10 @@ class RunSummary:
         out.append("  seconds: " + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in self.stage_seconds.items()))
         if self.quality:
             out.append(f"  {self.quality}")
-        out.append("  published" if self.published else "  nothing published")
+        if self.published:
+            out.append("  published")
+        else:
+            out.append("  nothing to publish: the tables are current" if self.mode == "up-to-date" else "  nothing published")
         return out
 
 
@@ -187,6 +190,7 @@ def run_pipeline(spark, config: RunConfig, log=print) -> RunSummary:
         if base is not None and not to_read and base.fingerprint == inputs_fingerprint and tables_present:
             summary.mode, summary.reason = "up-to-date", "no new files, same time zone and advisors"
             summary.rows = dict(base.table_rows)
+            summary.quarantined = summary.rows.get("quarantine", 0)
             return summary
 
     staging = join(plan.output_root, "_staging", run_id)
