@@ -1,6 +1,7 @@
 """`advising bundle`: the artifacts a Spark cluster needs to run the pipeline, built from this checkout.
 
-    jobs.zip                     the `jobs` package only, for spark-submit --py-files (deterministic bytes)
+    jobs.zip                     the `jobs` package and the shared `common` package it imports, for
+                                 spark-submit --py-files (deterministic bytes)
     main.py                      the spark-submit entry script (copy of jobs/main.py)
     requirements.txt             the cluster's pinned Python runtime requirements, derived from what jobs/
                                  imports and pinned from constraints.txt (pyspark/py4j excluded: EMR has them)
@@ -21,10 +22,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 JOBS_DIR = REPO_ROOT / "jobs"
+# What ships to the cluster: the data plane and the neutral package it shares with the control plane.
+SHIPPED_PACKAGES = (JOBS_DIR, REPO_ROOT / "common")
 BOOTSTRAP_DIR = REPO_ROOT / "bootstrap"
 CONSTRAINTS = REPO_ROOT / "constraints.txt"
 # EMR installs Spark's own Python side; pip-installing it on the nodes would shadow the cluster's build.
@@ -51,14 +54,16 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def write_jobs_zip(target: Path, package_dir: Path = JOBS_DIR) -> Path:
-    """Zip the package with sorted entries, fixed timestamps and modes, and no bytecode."""
+def write_jobs_zip(target: Path, packages=SHIPPED_PACKAGES) -> Path:
+    """Zip the packages with sorted entries, fixed timestamps and modes, and no bytecode."""
     files = sorted(
-        p for p in package_dir.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+        (path, package_dir)
+        for package_dir in packages
+        for path in package_dir.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo")
     )
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path in files:
+        for path, package_dir in files:
             info = zipfile.ZipInfo(f"{package_dir.name}/{path.relative_to(package_dir).as_posix()}", ZIP_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
@@ -66,17 +71,17 @@ def write_jobs_zip(target: Path, package_dir: Path = JOBS_DIR) -> Path:
     return target
 
 
-def imported_modules(package_dir: Path = JOBS_DIR) -> set:
-    """Top-level modules the package imports anywhere (including imports inside functions)."""
+def imported_modules(packages=SHIPPED_PACKAGES) -> set:
+    """Top-level modules the shipped packages import anywhere (including imports inside functions)."""
     names = set()
-    for path in sorted(package_dir.rglob("*.py")):
+    for path in sorted(p for package_dir in packages for p in package_dir.rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    return names - set(sys.stdlib_module_names) - {package_dir.name, "__future__"}
+    return names - set(sys.stdlib_module_names) - {package_dir.name for package_dir in packages} - {"__future__"}
 
 
 def read_constraints(path: Path = CONSTRAINTS) -> dict:
@@ -114,12 +119,12 @@ def _closure(roots: set) -> set:
     return {name for name, _ in seen}
 
 
-def runtime_requirements(package_dir: Path = JOBS_DIR, constraints: Path = CONSTRAINTS) -> list:
+def runtime_requirements(constraints: Path = CONSTRAINTS) -> list:
     """`name==version` lines for everything jobs/ needs on the cluster beyond what EMR provides."""
     owners = metadata.packages_distributions()
-    own = {_normalize(d) for d in owners.get(package_dir.name, [])}
+    own = {_normalize(d) for package_dir in SHIPPED_PACKAGES for d in owners.get(package_dir.name, [])}
     roots = set()
-    for module in imported_modules(package_dir):
+    for module in imported_modules():
         dists = owners.get(module)
         if not dists:
             raise UsageError(f"jobs/ imports {module!r}, which no installed distribution provides")

@@ -12,7 +12,7 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 # Modules that register sub-commands, in the order `advising --help` lists them.
 COMMAND_MODULES = (

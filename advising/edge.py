@@ -18,7 +18,7 @@ from pathlib import Path
 
 import functions.edge_auth
 from functions.edge_auth.config import BUNDLED_CONFIG_NAME, ConfigError, EdgeConfig
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 VIEWER_REQUEST_ZIP_LIMIT = 1_048_576
 PACKAGE_DIR = "edge_auth"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 DEFAULT_APPOINTMENTS = 1000
 DEFAULT_SEED = 1

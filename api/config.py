@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 from urllib.parse import urlparse
 
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 DATABASE_URL_ENV = "DATABASE_URL"
 REDIS_URL_ENV = "REDIS_URL"

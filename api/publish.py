@@ -23,7 +23,7 @@ import pyarrow.dataset as pads
 
 from api.config import PublishConfig
 from api.schema import CURRENT_VERSION_SQL, SCHEMA, SERVED_TABLES, Table, ensure_schema
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 log = logging.getLogger(__name__)
 

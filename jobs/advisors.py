@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.contract import ADVISORS_SCHEMA
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 
 def read_advisors(spark: SparkSession, csv_paths: List[str]) -> Optional[DataFrame]:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 DEFAULT_TIMEZONE = "UTC"
 TIMEZONE_ENV = "ADVISING_TIMEZONE"

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from jobs.config import RunConfig
-from jobs.errors import UsageError
+from common.errors import UsageError
 from jobs.storage import FileInfo, Storage, join, local_path, normalize_root
 
 CONTRACT_VERSION = "1"

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from typing import Optional
 
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 # Settings the contract relies on, whatever the cluster's defaults say.
 CONTRACT_SETTINGS = {

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 from urllib.parse import unquote, urlparse
 
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 

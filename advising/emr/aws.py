@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 
 def client(service: str, region: str):

@@ -71,7 +71,7 @@ def _submit(args) -> int:
     from advising.emr.launch import job_flow_request, serverless_request, serverless_role_arn
     from advising.emr.package import require_uploaded, resolve_version
     from advising.emr.steps import artifacts_for, run_steps, step_name
-    from jobs.errors import UsageError
+    from common.errors import UsageError
 
     if args.poll_interval <= 0 or args.wait_timeout <= 0:
         raise UsageError("--poll-interval and --wait-timeout must be positive")
@@ -111,7 +111,7 @@ def _submit(args) -> int:
 
 def _check_serverless_python(settings, strict: bool) -> None:
     from advising.bundle import runtime_requirements
-    from jobs.errors import UsageError
+    from common.errors import UsageError
 
     if settings.serverless_python_archive or not runtime_requirements():
         return

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from advising.bundle import BOOTSTRAP_DIR
 from advising.emr.steps import Artifacts
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 CLUSTER_CONFIGURATION = BOOTSTRAP_DIR / "cluster-configuration.json"
 SERVERLESS_ROLE_NAME = "advising-emr-serverless-job"

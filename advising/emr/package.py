@@ -18,7 +18,7 @@ from pathlib import Path
 from advising.bundle import REPO_ROOT, Bundle, build_bundle
 from advising.emr.aws import aws_errors, split_s3_uri
 from advising.emr.steps import Artifacts
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 # What goes into a bundle: a change here makes the checkout's artifacts differ from the commit's.
 BUNDLED_PATHS = ("jobs", "bootstrap", "pyproject.toml", "constraints.txt")

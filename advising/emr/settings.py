@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from jobs.config import check_timezone, parse_date
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 CONFIG_ENV = "ADVISING_EMR_CONFIG"
 DEFAULT_CONFIG_PATH = Path("~/.config/advising/emr.toml")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from advising.emr.aws import aws_errors
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 ACTIVE_STEP_STATES = ["PENDING", "RUNNING"]
 ACTIVE_CLUSTER_STATES = ["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"]

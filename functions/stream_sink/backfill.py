@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Iterator, List, Mapping
 
 from functions.stream_sink import records
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 SUMMARY_FILE = "manifest-summary.json"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)

@@ -9,7 +9,7 @@ from api.config import PublishConfig
 from api.publish import publish
 from api.schema import ADVISOR_DAILY_LOAD, BOOKING_TRENDS_DAILY, Table
 from jobs import contract
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 from read_api_support import advisor_row, trend_row, write_tables
 

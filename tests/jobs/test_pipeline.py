@@ -13,7 +13,7 @@ from advising.cli import main as cli
 from advising.sample_data import generate
 from jobs.config import RunConfig
 from jobs.contract import TABLES
-from jobs.errors import UsageError
+from common.errors import UsageError
 from jobs.pipeline import run_pipeline
 
 pytestmark = pytest.mark.slow

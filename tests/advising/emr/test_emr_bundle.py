@@ -7,7 +7,7 @@ import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
-from advising.bundle import JOBS_DIR, build_bundle, read_constraints, runtime_requirements
+from advising.bundle import JOBS_DIR, SHIPPED_PACKAGES, build_bundle, read_constraints, runtime_requirements
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -17,9 +17,14 @@ def test_bundle_contents(tmp_path):
     assert sorted(p.name for p in bundle.directory.iterdir()) == sorted(p.name for p in bundle.files())
     names = zipfile.ZipFile(bundle.jobs_zip).namelist()
     assert names == sorted(names)
-    assert all(name.startswith("jobs/") for name in names)
+    assert {name.split("/")[0] for name in names} == {"common", "jobs"}
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
-    expected = sorted(f"jobs/{p.relative_to(JOBS_DIR).as_posix()}" for p in JOBS_DIR.rglob("*.py") if "__pycache__" not in p.parts)
+    expected = sorted(
+        f"{package.name}/{p.relative_to(package).as_posix()}"
+        for package in SHIPPED_PACKAGES
+        for p in package.rglob("*.py")
+        if "__pycache__" not in p.parts
+    )
     assert [n for n in names if n.endswith(".py")] == expected
     assert bundle.main_py.read_text() == (JOBS_DIR / "main.py").read_text()
     assert bundle.bootstrap_script.stat().st_mode & 0o111

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from advising.emr.settings import EmrSettings, load_settings
-from jobs.errors import UsageError
+from common.errors import UsageError
 
 
 def test_defaults_need_no_file_and_no_environment():

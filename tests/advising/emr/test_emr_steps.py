@@ -93,7 +93,7 @@ def test_job_flow_request_capacity_rules():
     }
     assert request["Instances"]["Ec2SubnetIds"] == ["subnet-a", "subnet-b"]
     assert request["Steps"] == [steps[0].emr_step()]
-    from jobs.errors import UsageError
+    from common.errors import UsageError
 
     with pytest.raises(UsageError, match="max_units"):
         job_flow_request(settings(max_units=2, core_spot_units=2), artifacts_for("s3://b/p", "v"), "n", [], False, {})
