@@ -150,126 +150,197 @@ def _stage(summary: RunSummary, name: str):
         summary.stage_seconds[name] = summary.stage_seconds.get(name, 0.0) + time.monotonic() - started
 
 
+@dataclass
+class _Run:
+    """What the stages of one run share: the session, the plan, and the state it extends."""
+
+    spark: object
+    storage: Storage
+    config: RunConfig
+    log: object
+    summary: RunSummary
+    plan: _Plan = None
+    advisors: object = None
+    previous: object = None  # the last published state (the gate compares row counts with it)
+    base: object = None  # the state this run extends; None for a full rebuild
+    to_read: list = field(default_factory=list)
+    state: object = None
+
+    @property
+    def staging(self) -> str:
+        return join(self.plan.output_root, "_staging", self.summary.run_id)
+
+    @property
+    def report_dir(self) -> str:
+        return join(self.plan.output_root, "_runs", self.summary.run_id)
+
+
 def run_pipeline(spark, config: RunConfig, log=print) -> RunSummary:
     """One run of the pipeline; returns its summary. Raises UsageError for misuse, QualityGateFailed when
     the gate stops the publish (then nothing is published and the state does not advance)."""
+    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    run = _Run(spark, Storage(spark), config, log, RunSummary(run_id=run_id, mode="full", reason=""))
+    with _stage(run.summary, "plan"):
+        if not _plan_run(run):
+            return run.summary
+    parsed = None
+    try:
+        parsed = _read_and_parse(run)
+        winners, line_rejects = _compact(run, parsed)
+        staged = _stage_tables(run, winners, line_rejects)
+        _quality_gate(run, staged, parsed, winners)
+        _publish(run)
+    finally:
+        if parsed is not None:
+            parsed.unpersist()
+        run.storage.delete(run.staging)
+        if not run.summary.published and run.state is not None:
+            run.storage.delete(run.state.folder(run.plan.output_root))
+    return run.summary
+
+
+def _plan_run(run: _Run) -> bool:
+    """List the inputs, check the advisors dimension, decide full / incremental / up-to-date.
+    False when the published tables are already current (nothing to do)."""
+    from jobs.advisors import capacities, check_unique, read_advisors
+    from jobs.contract import TABLES
+    from jobs.state import State, fingerprint, load_state, new_files, why_full_rebuild
+
+    config, storage, summary = run.config, run.storage, run.summary
+    run.plan = plan = _plan(storage, config)
+    summary.files_ignored = len(plan.ignored)
+    if plan.ignored:
+        run.log(f"warning: {len(plan.ignored)} file(s) outside the change-log layout were ignored, e.g. {plan.ignored[0].path}")
+    raw_advisors = read_advisors(run.spark, [a.uri for a in plan.advisors])
+    if raw_advisors is not None:
+        try:
+            run.advisors = check_unique(capacities(raw_advisors))
+        except UsageError:
+            raise
+        except Exception as exc:  # a header that is not the contract's, for instance
+            raise UsageError(f"cannot read the advisors dimension under {config.input}/advisors: {str(exc).splitlines()[0]}") from None
+    # Loaded even for --full: the quality gate compares row counts with the last publish.
+    run.previous = load_state(storage, plan.output_root)
+    rebuild = "--full" if config.full else why_full_rebuild(run.previous, plan.input_root, plan.in_scope, config.as_of)
+    run.base = None if rebuild else run.previous
+    run.to_read = new_files(run.base, plan.in_scope)
+    summary.mode, summary.reason = ("full", rebuild) if rebuild else ("incremental", f"{len(run.to_read)} new file(s)")
+    files = {f.path: (f.size, f.modified_ms, f.ingest_date.isoformat()) for f in plan.in_scope}
+    inputs_fingerprint = fingerprint(files, config.timezone, plan.advisors) + CONTRACT_VERSION
+    tables_present = all(storage.exists(join(plan.output_root, name)) for name in TABLES)
+    if run.base is not None and not run.to_read and run.base.fingerprint == inputs_fingerprint and tables_present:
+        summary.mode, summary.reason = "up-to-date", "no new files, same time zone and advisors"
+        summary.rows = dict(run.base.table_rows)
+        summary.quarantined = summary.rows.get("quarantine", 0)
+        return False
+    run.state = State(run_id=summary.run_id, input_root=plan.input_root, files=files, fingerprint=inputs_fingerprint)
+    return True
+
+
+def _read_and_parse(run: _Run):
+    """Rule 1 over every new line; the parsed lines stay persisted for compaction and the gate."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from jobs import aggregates, compaction, parsing
-    from jobs.advisors import capacities, check_unique, read_advisors
+    from jobs import parsing
+
+    parsed = parsing.parse_lines(_read_lines(run.spark, run.to_read)).persist(StorageLevel.MEMORY_AND_DISK)
+    with _stage(run.summary, "read_parse"):
+        counts = parsed.agg(
+            F.count(F.lit(1)).alias("lines"),
+            F.count(F.when(F.col("reason").isNull(), True)).alias("valid"),
+            F.countDistinct(F.when(F.col("reason").isNull(), F.col("event_id"))).alias("distinct_events"),
+        ).first()
+        run.summary.files_read = len(run.to_read)
+        run.summary.events_read = counts["lines"]
+        run.summary.duplicates = counts["valid"] - counts["distinct_events"]
+    return parsed
+
+
+def _compact(run: _Run, parsed):
+    """Rules 2-4: the latest change per appointment (with the base state's), written as the new state."""
+    from jobs import compaction, parsing
+
+    spark, output_root = run.spark, run.plan.output_root
+    state_dir = run.state.folder(output_root)
+    with _stage(run.summary, "compact"):
+        changes = parsing.valid_changes(parsed)
+        rejects = parsing.rejected_lines(parsed)
+        if run.base is not None:
+            changes = changes.unionByName(_read_table(spark, join(run.base.folder(output_root), "changes"), changes.schema))
+            rejects = rejects.unionByName(_read_table(spark, join(run.base.folder(output_root), "rejects"), rejects.schema))
+        compaction.latest_changes(changes).write.parquet(join(state_dir, "changes"))
+        rejects.write.parquet(join(state_dir, "rejects"))
+        winners = _read_table(spark, join(state_dir, "changes"), changes.schema)
+        line_rejects = _read_table(spark, join(state_dir, "rejects"), rejects.schema)
+    return winners, line_rejects
+
+
+def _stage_tables(run: _Run, winners, line_rejects) -> Dict[str, object]:
+    """Rule 5 and the aggregates: every output table written to staging; returns them read back."""
+    from pyspark import StorageLevel
+
+    from jobs import aggregates, compaction
     from jobs.contract import TABLES
-    from jobs.state import State, fingerprint, load_state, new_files, save_state, why_full_rebuild
 
-    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
-    storage = Storage(spark)
-    summary = RunSummary(run_id=run_id, mode="full", reason="")
-    with _stage(summary, "plan"):
-        plan = _plan(storage, config)
-        summary.files_ignored = len(plan.ignored)
-        if plan.ignored:
-            log(f"warning: {len(plan.ignored)} file(s) outside the change-log layout were ignored, e.g. {plan.ignored[0].path}")
-        raw_advisors = read_advisors(spark, [a.uri for a in plan.advisors])
-        advisors = None
-        if raw_advisors is not None:
-            try:
-                advisors = check_unique(capacities(raw_advisors))
-            except UsageError:
-                raise
-            except Exception as exc:  # a header that is not the contract's, for instance
-                raise UsageError(f"cannot read the advisors dimension under {config.input}/advisors: {str(exc).splitlines()[0]}") from None
-        # Loaded even for --full: the quality gate compares row counts with the last publish.
-        previous = load_state(storage, plan.output_root)
-        rebuild = "--full" if config.full else why_full_rebuild(previous, plan.input_root, plan.in_scope, config.as_of)
-        base = None if rebuild else previous
-        to_read = new_files(base, plan.in_scope)
-        summary.mode, summary.reason = ("full", rebuild) if rebuild else ("incremental", f"{len(to_read)} new file(s)")
-        files = {f.path: (f.size, f.modified_ms, f.ingest_date.isoformat()) for f in plan.in_scope}
-        inputs_fingerprint = fingerprint(files, config.timezone, plan.advisors) + CONTRACT_VERSION
-        tables_present = all(storage.exists(join(plan.output_root, name)) for name in TABLES)
-        if base is not None and not to_read and base.fingerprint == inputs_fingerprint and tables_present:
-            summary.mode, summary.reason = "up-to-date", "no new files, same time zone and advisors"
-            summary.rows = dict(base.table_rows)
-            summary.quarantined = summary.rows.get("quarantine", 0)
-            return summary
-
-    staging = join(plan.output_root, "_staging", run_id)
-    state = State(run_id=run_id, input_root=plan.input_root, files=files, fingerprint=inputs_fingerprint)
-    state_dir = state.folder(plan.output_root)
-    parsed = parsing.parse_lines(_read_lines(spark, to_read)).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        with _stage(summary, "read_parse"):
-            counts = parsed.agg(
-                F.count(F.lit(1)).alias("lines"),
-                F.count(F.when(F.col("reason").isNull(), True)).alias("valid"),
-                F.countDistinct(F.when(F.col("reason").isNull(), F.col("event_id"))).alias("distinct_events"),
-            ).first()
-            summary.files_read = len(to_read)
-            summary.events_read = counts["lines"]
-            summary.duplicates = counts["valid"] - counts["distinct_events"]
-
-        with _stage(summary, "compact"):
-            changes = parsing.valid_changes(parsed)
-            rejects = parsing.rejected_lines(parsed)
-            if base is not None:
-                changes = changes.unionByName(_read_table(spark, join(base.folder(plan.output_root), "changes"), changes.schema))
-                rejects = rejects.unionByName(_read_table(spark, join(base.folder(plan.output_root), "rejects"), rejects.schema))
-            compaction.latest_changes(changes).write.parquet(join(state_dir, "changes"))
-            rejects.write.parquet(join(state_dir, "rejects"))
-            winners = _read_table(spark, join(state_dir, "changes"), changes.schema)
-            line_rejects = _read_table(spark, join(state_dir, "rejects"), rejects.schema)
-
-        with _stage(summary, "tables"):
-            checked = compaction.check_images(winners).persist(StorageLevel.MEMORY_AND_DISK)
-            valid, image_rejects = compaction.split_checked(checked)
-            appointments = aggregates.appointments_table(valid, config.timezone).persist(StorageLevel.MEMORY_AND_DISK)
-            outputs = {
-                "appointments": appointments,
-                "advisor_daily_load": aggregates.advisor_daily_load(appointments, advisors),
-                "booking_trends_daily": aggregates.booking_trends_daily(appointments, config.timezone),
-                "quarantine": aggregates.quarantine_table(line_rejects, image_rejects),
-            }
-            staged = {}
-            for name, df in outputs.items():
-                schema, partition_column = TABLES[name]
-                path = join(staging, name)
-                _write_table(spark, df, path, partition_column)
+    spark, summary, timezone = run.spark, run.summary, run.config.timezone
+    with _stage(summary, "tables"):
+        checked = compaction.check_images(winners).persist(StorageLevel.MEMORY_AND_DISK)
+        valid, image_rejects = compaction.split_checked(checked)
+        appointments = aggregates.appointments_table(valid, timezone).persist(StorageLevel.MEMORY_AND_DISK)
+        outputs = {
+            "appointments": appointments,
+            "advisor_daily_load": aggregates.advisor_daily_load(appointments, run.advisors),
+            "booking_trends_daily": aggregates.booking_trends_daily(appointments, timezone),
+            "quarantine": aggregates.quarantine_table(line_rejects, image_rejects),
+        }
+        staged = {}
+        for name, df in outputs.items():
+            schema, partition_column = TABLES[name]
+            path = join(run.staging, name)
+            _write_table(spark, df, path, partition_column)
+            staged[name] = _read_table(spark, path, schema)
+            summary.rows[name] = staged[name].count()
+            if summary.rows[name] == 0:
+                _write_empty_table(spark, path, schema)
                 staged[name] = _read_table(spark, path, schema)
-                summary.rows[name] = staged[name].count()
-                if summary.rows[name] == 0:
-                    _write_empty_table(spark, path, schema)
-                    staged[name] = _read_table(spark, path, schema)
-            appointments.unpersist()
-            checked.unpersist()
-            summary.quarantined = summary.rows["quarantine"]
-
-        report_dir = join(plan.output_root, "_runs", run_id)
-        if config.skip_quality:
-            summary.quality = "QUALITY GATE SKIPPED (--skip-quality): tables published without validation"
-            log(f"WARNING: {summary.quality}")
-        else:
-            with _stage(summary, "quality"):
-                frames = {**staged, "change_log": parsing.valid_changes(parsed), "snapshot": winners}
-                _quality_gate(storage, summary, frames, previous, report_dir)
-
-        with _stage(summary, "publish"):
-            for name in TABLES:
-                storage.swap_in(join(staging, name), join(plan.output_root, name))
-            state.table_rows = dict(summary.rows)
-            save_state(storage, plan.output_root, state)
-            summary.published = True
-            if previous is not None and previous.run_id != state.run_id:
-                storage.delete(previous.folder(plan.output_root))
-            storage.write_text(join(report_dir, "manifest.json"), _manifest(config, plan, summary))
-    finally:
-        parsed.unpersist()
-        storage.delete(staging)
-        if not summary.published:
-            storage.delete(state_dir)
-    return summary
+        appointments.unpersist()
+        checked.unpersist()
+        summary.quarantined = summary.rows["quarantine"]
+    return staged
 
 
-def _quality_gate(storage, summary, frames, previous, report_dir) -> None:
+def _quality_gate(run: _Run, staged, parsed, winners) -> None:
+    """The data-quality gate over the staged tables; raises QualityGateFailed to stop the publish."""
+    from jobs import parsing
+
+    summary = run.summary
+    if run.config.skip_quality:
+        summary.quality = "QUALITY GATE SKIPPED (--skip-quality): tables published without validation"
+        run.log(f"WARNING: {summary.quality}")
+        return
+    with _stage(summary, "quality"):
+        frames = {**staged, "change_log": parsing.valid_changes(parsed), "snapshot": winners}
+        _run_gate(run.storage, summary, frames, run.previous, run.report_dir)
+
+
+def _publish(run: _Run) -> None:
+    from jobs.contract import TABLES
+    from jobs.state import save_state
+
+    storage, summary, plan, state, previous = run.storage, run.summary, run.plan, run.state, run.previous
+    with _stage(summary, "publish"):
+        for name in TABLES:
+            storage.swap_in(join(run.staging, name), join(plan.output_root, name))
+        state.table_rows = dict(summary.rows)
+        save_state(storage, plan.output_root, state)
+        summary.published = True
+        if previous is not None and previous.run_id != state.run_id:
+            storage.delete(previous.folder(plan.output_root))
+        storage.write_text(join(run.report_dir, "manifest.json"), _manifest(run.config, plan, summary))
+
+
+def _run_gate(storage, summary, frames, previous, report_dir) -> None:
     import os
     import shutil
     import tempfile
