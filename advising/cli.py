@@ -18,6 +18,7 @@ from common.errors import UsageError
 COMMAND_MODULES = (
     "advising.sample_data",
     "advising.run",
+    "advising.versions",
     "advising.bundle",
     "advising.emr.cli",
     "advising.backfill",
