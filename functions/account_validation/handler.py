@@ -32,6 +32,9 @@ NAME_PUNCTUATION = frozenset(" -'’.")
 # A letter after one of these starts a new word part when title-casing ("Mary-Jane", "O'Neil").
 WORD_BREAKS = frozenset(" -'’")
 REQUIRED_FIELDS = ("student_id", "email", "first_name", "last_name")
+# Greek small final sigma: a lower-cased capital sigma at the end of a word part takes this form.
+FINAL_SIGMA = "ς"
+CAPITAL_SHARP_S = "ẞ"
 
 
 class InvalidAccountForm(Exception):
@@ -39,19 +42,64 @@ class InvalidAccountForm(Exception):
 
 
 def normalise_name(raw: str) -> str:
+    """The name as the account keeps it; normalise_name(normalise_name(x)) == normalise_name(x) for every x."""
     name = " ".join(unicodedata.normalize("NFC", raw).split())
-    if name.islower() or name.isupper():
-        name = _title_case(name)
+    if _typed_in_one_case(name):
+        # Case mapping can leave a letter beside a combining mark that NFC composes: compose again, so a
+        # second pass starts from the same text.
+        name = unicodedata.normalize("NFC", _title_case(name))
     return name
+
+
+def _typed_in_one_case(name: str) -> bool:
+    """All letters that have a safe case partner are lower case, or all are upper case.
+
+    Letters without one (``ß``, ``ŉ``, ``ı``) do not decide: ``STRAUß`` is an upper-case name.
+    """
+    cased = [char for char in name if _safe_lower(char) != char or _safe_title(char) != char]
+    return bool(cased) and (all(char.islower() for char in cased) or all(char.isupper() for char in cased))
 
 
 def _title_case(name: str) -> str:
     chars = []
     at_word_start = True
-    for char in name:
-        chars.append(char.upper() if at_word_start else char.lower())
+    for position, char in enumerate(name):
+        if at_word_start:
+            chars.append(_safe_title(char))
+        else:
+            lowered = _safe_lower(char)
+            if lowered == "σ" and not _letter_follows(name, position):
+                lowered = FINAL_SIGMA
+            chars.append(lowered)
         at_word_start = char in WORD_BREAKS
     return "".join(chars)
+
+
+def _safe_title(char: str) -> str:
+    """The title-case letter, only where it is one letter and a case variant of `char` (same lower case).
+
+    ``ß`` -> ``Ss``, ``ŉ`` -> ``ʼN`` and ``ﬁ`` -> ``Fi`` change the length; ``ı`` -> ``I`` and ``ſ`` -> ``S``
+    cannot be undone (``I`` lower-cases to ``i``): those letters are kept as typed.
+    """
+    titled = char.title()
+    return titled if len(titled) == 1 and titled.lower() == char.lower() else char
+
+
+def _safe_lower(char: str) -> str:
+    """The lower-case letter, only where it is one letter and a case variant of `char` (same upper case).
+
+    ``İ`` (two code points in lower case) stays as typed; capital sharp s is the one exception kept on
+    purpose: ``ẞ`` -> ``ß`` is its defined lower case, although ``ß`` upper-cases to ``SS``.
+    """
+    lowered = char.lower()
+    if len(lowered) == 1 and (lowered.upper() == char.upper() or char == CAPITAL_SHARP_S):
+        return lowered
+    return char
+
+
+def _letter_follows(name: str, position: int) -> bool:
+    following = name[position + 1 : position + 2]
+    return bool(following) and unicodedata.category(following)[0] in ("L", "M")
 
 
 def _name_problem(field: str, name: str) -> str | None:
