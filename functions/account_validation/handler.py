@@ -1,17 +1,23 @@
 """Validate step of the student account workflow: the first Task of statemachine/account_workflow.asl.json.
 
-API Gateway starts the workflow with the online form as the execution input; this Lambda checks it
-and returns the normalised account that the later states (DynamoDB getItem/putItem, SQS notify) use.
+API Gateway verifies the student's Cognito ID token and starts the workflow with
+`{"identity": {student_id, email, email_verified} from the token's claims, "form": the posted body}`;
+this Lambda checks both and returns the normalised account that the later states (DynamoDB
+getItem/putItem, SQS notify) use. The student id and e-mail are taken only from the identity: a
+form naming another student, or another address, changes nothing (issue 15).
 A bad form raises `InvalidAccountForm`: Lambda reports the exception's class name as `errorType`,
 which Step Functions uses as the error name, so the definition's Catch routes it to a Fail state.
 
 Rules (see docs/account-workflow.md):
+- identity: present, with email_verified "true" (claims reach the input as strings).
 - student_id: a string of 7 to 9 ASCII digits, leading zeros kept; surrounding spaces are trimmed.
 - email: trimmed, lower-cased, `local@domain` with a dotted domain and an alphabetic TLD, at most 254 characters.
 - first_name / last_name: Unicode NFC, trimmed, inner whitespace collapsed to one space, at most 100
   characters, letters plus space, hyphen, apostrophe and full stop only. A name typed all in lower or all
   in upper case is title-cased (``o'NEIL`` stays as typed, ``mary-jane`` becomes ``Mary-Jane``); a mixed-case
-  name is kept as typed, since ``McDonald`` or ``van der Berg`` cannot be re-derived by a rule.
+  name is kept as typed, since ``McDonald`` or ``van der Berg`` cannot be re-derived by a rule. Title-casing
+  never changes a letter's length or loses one (``ß``, ``ŉ``, ``ı`` stay as typed), so normalising twice
+  equals normalising once (issue 16).
 Unknown form fields are dropped; every problem is reported in one message.
 """
 from __future__ import annotations
@@ -155,6 +161,28 @@ def validate_form(form: Any) -> dict[str, str]:
     return account
 
 
+def validate_request(request: Any) -> dict[str, str]:
+    """The normalised account for an execution input {"identity": claims, "form": body}, or InvalidAccountForm."""
+    if not isinstance(request, dict):
+        raise InvalidAccountForm("the execution input must be a JSON object with identity and form")
+    identity, form = request.get("identity"), request.get("form")
+    problems = []
+    if not isinstance(identity, dict):
+        problems.append("no verified identity: accounts are created only through the signed-in API")
+    elif identity.get("email_verified") != "true":
+        problems.append("the signed-in student's e-mail address is not verified")
+    if not isinstance(form, dict):
+        problems.append("the form must be a JSON object with first_name and last_name")
+    if problems:
+        raise InvalidAccountForm("; ".join(problems))
+    return validate_form({
+        "student_id": identity.get("student_id"),
+        "email": identity.get("email"),
+        "first_name": form.get("first_name"),
+        "last_name": form.get("last_name"),
+    })
+
+
 def handler(event: Any, context: Any) -> dict[str, str]:
-    """Lambda entry: the execution input (the form) in, the normalised account out."""
-    return validate_form(event)
+    """Lambda entry: the execution input (verified identity and form) in, the normalised account out."""
+    return validate_request(event)

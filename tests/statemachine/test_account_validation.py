@@ -1,4 +1,4 @@
-"""The Validate step's Lambda handler, run directly on good and bad forms.
+"""The Validate step's Lambda handler, run directly on good and bad requests and forms.
 
 moto cannot run Lambda code without Docker, so the handler is tested here on its own; the
 definition tests check that the error it raises is the one the state machine catches.
@@ -10,6 +10,9 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from functions.account_validation.handler import InvalidAccountForm, handler, validate_form
+
+# What API Gateway puts in the execution input from a verified Cognito ID token (claims are strings there).
+IDENTITY = {"student_id": "1234567", "email": "Ana.Lopez@Uni.EDU", "email_verified": "true"}
 
 # The @example cases of test_normalising_twice_changes_nothing, all valid forms.
 EXPLICIT_EXAMPLES = 5
@@ -45,7 +48,7 @@ GOOD = {"student_id": "1234567", "email": "ana.lopez@uni.edu", "first_name": "An
     ],
 )
 def test_good_form_becomes_normalised_account(form, expected):
-    account = handler(form, None)
+    account = validate_form(form)
     assert account == expected
     assert list(account) == ["student_id", "email", "first_name", "last_name"]
 
@@ -77,20 +80,56 @@ def test_good_form_becomes_normalised_account(form, expected):
 )
 def test_bad_form_raises_invalid_account_form_listing_every_problem(form, problems):
     with pytest.raises(InvalidAccountForm) as raised:
-        handler(form, None)
+        validate_form(form)
     assert str(raised.value).split("; ") == problems
 
 
 @pytest.mark.parametrize("form", [None, [], "1234567", ["student_id", "1234567"]])
 def test_form_that_is_not_an_object_is_rejected(form):
     with pytest.raises(InvalidAccountForm, match="must be a JSON object"):
+        validate_form(form)
+    with pytest.raises(InvalidAccountForm, match="must be a JSON object"):
         handler(form, None)
+    with pytest.raises(InvalidAccountForm, match="the form must be a JSON object"):
+        handler({"identity": IDENTITY, "form": form}, None)
+
+
+def test_student_id_and_email_come_from_the_verified_identity_not_the_form():
+    # Issue 15: the form once named the student; now a form naming another student or address changes nothing.
+    form = {"student_id": "7654321", "email": "someone.else@example.com", "first_name": "ana", "last_name": "LOPEZ"}
+
+    account = handler({"identity": IDENTITY, "form": form}, None)
+
+    assert account == {"student_id": "1234567", "email": "ana.lopez@uni.edu", "first_name": "Ana", "last_name": "Lopez"}
+
+
+@pytest.mark.parametrize(
+    ("request_", "problems"),
+    [
+        ({"form": GOOD}, ["no verified identity: accounts are created only through the signed-in API"]),
+        ({"identity": None, "form": GOOD}, ["no verified identity: accounts are created only through the signed-in API"]),
+        ({"identity": {**IDENTITY, "email_verified": "false"}, "form": GOOD},
+         ["the signed-in student's e-mail address is not verified"]),
+        ({"identity": {**IDENTITY, "email_verified": True}, "form": GOOD},
+         ["the signed-in student's e-mail address is not verified"]),
+        # A claim the token lacks reaches the input as "" (the API's mapping template): the student has no id.
+        ({"identity": {**IDENTITY, "student_id": ""}, "form": GOOD}, ["student_id is required"]),
+        ({"identity": {**IDENTITY, "email": "not-an-address"}, "form": {**GOOD, "first_name": "R2"}},
+         ["email is not a valid address", "first_name contains characters not allowed in a name: '2'"]),
+        ({"identity": {"email_verified": "false"}}, ["the signed-in student's e-mail address is not verified",
+                                                     "the form must be a JSON object with first_name and last_name"]),
+    ],
+)
+def test_a_request_without_a_verified_identity_is_rejected(request_, problems):
+    with pytest.raises(InvalidAccountForm) as raised:
+        handler(request_, None)
+    assert str(raised.value).split("; ") == problems
 
 
 def test_error_name_is_what_step_functions_matches():
     # Lambda's Python runtime reports the exception's class name as errorType; Step Functions uses it as the error name.
     with pytest.raises(Exception) as raised:
-        handler({**GOOD, "email": "nope"}, None)
+        handler({"identity": {**IDENTITY, "email": "nope"}, "form": GOOD}, None)
     assert type(raised.value).__name__ == "InvalidAccountForm"
 
 
