@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 # Settings a property test could set for itself and thereby escape the profile.
 PROFILE_OWNED = {"max_examples", "derandomize", "database", "phases"}
@@ -59,6 +61,7 @@ def _run_property_test_verbosely(env_overrides: dict[str, str]) -> subprocess.Co
     )
 
 
+@pytest.mark.slow
 def test_two_ci_runs_print_the_same_profile_and_draw_the_same_cases():
     runs = [_run_property_test_verbosely({"CI": "true"}) for _ in range(2)]
 
@@ -73,6 +76,7 @@ def test_two_ci_runs_print_the_same_profile_and_draw_the_same_cases():
     assert cases[0] == cases[1]
 
 
+@pytest.mark.slow
 def test_local_runs_use_the_exploring_profile():
     run = _run_property_test_verbosely({})
 
