@@ -145,12 +145,15 @@ def lines_of(objects: Dict[str, bytes]) -> List[dict]:
 
 class FaultProxy:
     """An HTTP proxy to moto that answers 403 AccessDenied to PUTs whose path contains `deny` (as a bucket
-    policy refusing one prefix would); everything else reaches moto unchanged."""
+    policy refusing one prefix would), and a chosen error to one JSON API operation (`refuse`); everything
+    else reaches moto unchanged."""
 
     def __init__(self, upstream: str):
         self.upstream = urlparse(upstream)
         self.deny: Optional[str] = None
         self.denied: List[str] = []
+        # (X-Amz-Target, AWS error code): answer that JSON-protocol call with that error, as the service would.
+        self.refuse: Optional[tuple] = None
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -158,6 +161,14 @@ class FaultProxy:
 
             def _relay(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy.refuse and self.headers.get("X-Amz-Target") == proxy.refuse[0]:
+                    error = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{proxy.refuse[1]}", "message": "refused"}).encode()
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/x-amz-json-1.0")
+                    self.send_header("Content-Length", str(len(error)))
+                    self.end_headers()
+                    self.wfile.write(error)
+                    return
                 if self.command == "PUT" and proxy.deny and proxy.deny in unquote(self.path):
                     proxy.denied.append(self.path)
                     error = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>'
