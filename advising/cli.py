@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "advising.bundle",
     "advising.emr.cli",
     "advising.backfill",
+    "advising.sink",
+    "advising.reconcile",
     "advising.edge",
     "advising.read_api",
 )
