@@ -31,7 +31,8 @@ SHIPPED_PACKAGES = (JOBS_DIR, REPO_ROOT / "common")
 BOOTSTRAP_DIR = REPO_ROOT / "bootstrap"
 CONSTRAINTS = REPO_ROOT / "constraints.txt"
 # EMR installs Spark's own Python side; pip-installing it on the nodes would shadow the cluster's build.
-PROVIDED_BY_EMR = {"pyspark", "py4j"}
+# boto3 (only the Glue catalog update imports it) is part of every EMR 7.x node's Python.
+PROVIDED_BY_EMR = {"pyspark", "py4j", "boto3"}
 # Zip entries get this timestamp so the same sources always give the same bytes (and artifact hash).
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 

@@ -78,7 +78,8 @@ def test_steps_render_ds_and_equal_the_cli_steps(dag, capsys, offline_env):
     add = dag.get_task("add_steps")
     rendered = add.render_template(add.steps, {"ds": DATE})
     assert rendered == cli_request(capsys, "--transient")["Steps"]
-    assert rendered[0]["HadoopJarStep"]["Args"][-2:] == ["--as-of", DATE]
+    args = rendered[0]["HadoopJarStep"]["Args"]
+    assert args[args.index("--as-of") + 1] == DATE
     assert rendered[0]["Name"] == f"advising-pipeline-{DATE}"
     assert "/advising/0.1.0-test/jobs.zip" in " ".join(rendered[0]["HadoopJarStep"]["Args"])
 

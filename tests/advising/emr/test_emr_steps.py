@@ -21,7 +21,7 @@ def test_emr_step_is_spark_submit_of_the_run_config():
     s = settings(campus_timezone="America/Chicago")
     [step] = run_steps(s, "0.1.0-abc", DAY, "cluster", full=True)
     base = "s3://advising-emr-artifacts/advising/0.1.0-abc"
-    config = RunConfig(s.input_root, s.output_root, "America/Chicago", as_of=DAY, full=True)
+    config = RunConfig(s.input_root, s.output_root, "America/Chicago", as_of=DAY, full=True, catalog_database="advising")
     assert step.emr_step() == {
         "Name": "advising-pipeline-2025-03-01-full",
         "ActionOnFailure": "CONTINUE",

@@ -57,7 +57,7 @@ def test_submit_to_a_cluster_adds_the_step_once(cli, packaged, cluster):
         "spark-submit", "--deploy-mode", "cluster", "--conf", "spark.yarn.maxAppAttempts=1",
         "--py-files", f"{BASE}/jobs.zip", f"{BASE}/main.py",
         "--input", "s3://advising-data/changelog", "--output", "s3://advising-data/tables",
-        "--timezone", "UTC", "--as-of", DATE,
+        "--timezone", "UTC", "--as-of", DATE, "--catalog-database", "advising",
     ]
     # The request printed by --dry-run is the one that was sent.
     assert dry_run(cli, "--cluster-id", cluster)["request"]["Steps"][0]["HadoopJarStep"]["Args"] == step["Config"]["Args"]
