@@ -90,6 +90,7 @@ def test_transient_cluster_request_passes_boto3_validation(cli, packaged):
     cluster = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"]
     assert cluster["ReleaseLabel"] == "emr-7.9.0" and cluster["LogUri"] == "s3://advising-emr-logs/emr/"
     assert [a["Name"] for a in cluster["Applications"]] == ["Spark"]
+    assert cluster["SecurityConfiguration"] == "advising-emr-security"
     [bootstrap] = emr.list_bootstrap_actions(ClusterId=summary["Id"])["BootstrapActions"]
     assert bootstrap["ScriptPath"] == f"{BASE}/install-requirements.sh" and bootstrap["Args"] == [f"{BASE}/requirements.txt"]
     [step] = emr.list_steps(ClusterId=summary["Id"])["Steps"]
