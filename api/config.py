@@ -81,6 +81,9 @@ class ApiConfig:
     # Cross-process single flight: how long a loader holds the Redis lock, and how long others wait for its value.
     lock_ttl: float = 5.0
     lock_wait: float = 2.0
+    # Unknown ids: cached this long, and at most this many at a time (random ids must not fill Redis).
+    negative_ttl: float = 30.0
+    max_negative_entries: int = 10_000
     max_range_days: int = 366
     db_pool_size: int = 10
     statement_timeout_ms: int = 5000

@@ -107,6 +107,25 @@ class RedisProcess:
         self.proc = None
 
 
+class FakeClock:
+    """A monotonic clock that moves only when a test advances it (create_app's `clock`)."""
+
+    def __init__(self, start: float = 1000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def redis_now_ms(client: redis.Redis) -> int:
+    """Redis' own clock in whole milliseconds, the clock its expiry times (PEXPIRETIME) are on."""
+    seconds, micros = client.time()
+    return seconds * 1000 + micros // 1000
+
+
 @dataclass
 class RunningApi:
     url: str
