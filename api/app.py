@@ -87,7 +87,7 @@ def create_app(config: ApiConfig, clock: Callable[[], float] = time.monotonic) -
     """The app; `clock` (seconds, monotonic) drives the cache's timers: the Redis cool-down and version checks."""
     metrics = ApiMetrics()
     db = Database(config.database_url, metrics, pool_size=config.db_pool_size, statement_timeout_ms=config.statement_timeout_ms)
-    client = connect_redis(config.redis_url, config.redis_timeout) if config.cache_enabled else None
+    client = connect_redis(config.redis_url, config.redis_timeout, config.redis_password) if config.cache_enabled else None
     cache = ReadCache(
         client,
         db.current_version,

@@ -78,11 +78,12 @@ return 1
 _NOT_FOUND = b""  # the stored value for "this id has no rows at all"
 
 
-def connect_redis(url: str, timeout: float) -> redis.Redis:
+def connect_redis(url: str, timeout: float, password: Optional[str] = None) -> redis.Redis:
     """A Redis client that fails fast: short timeouts and one immediate retry (which replaces a pooled
-    connection that died, e.g. after a Redis restart), no backoff."""
+    connection that died, e.g. after a Redis restart), no backoff. `password` is the AUTH token."""
     return redis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1), health_check_interval=0
+        url, password=password, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1),
+        health_check_interval=0,
     )
 
 
