@@ -11,7 +11,7 @@ EMF specification: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitorin
 from __future__ import annotations
 
 import json
-from typing import List, Optional
+from typing import List
 
 NAMESPACE = "Advising/Pipeline"
 PIPELINE = "advising"
