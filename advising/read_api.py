@@ -8,7 +8,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from api.config import CACHE_JITTER_ENV, CACHE_TTL_ENV, DATABASE_URL_ENV, DB_POOL_SIZE_ENV, KEY_PREFIX_ENV, REDIS_URL_ENV
+from api.config import (
+    CACHE_JITTER_ENV,
+    CACHE_TTL_ENV,
+    DATABASE_URL_ENV,
+    DB_POOL_SIZE_ENV,
+    KEY_PREFIX_ENV,
+    REDIS_AUTH_SECRET_ENV,
+    REDIS_URL_ENV,
+)
 
 
 def register(subparsers) -> None:
@@ -21,6 +29,8 @@ def register(subparsers) -> None:
     publish.add_argument("--output", required=True, help="the pipeline's output root (local path)")
     publish.add_argument("--database-url", default=None, help=f"PostgreSQL URL (default: ${DATABASE_URL_ENV})")
     publish.add_argument("--redis-url", default=None, help=f"Redis to notify of the new version (default: ${REDIS_URL_ENV}; none: skip)")
+    publish.add_argument("--redis-auth-secret", default=None, metavar="SECRET_ID",
+                         help=f"Secrets Manager secret holding the Redis AUTH token (default: ${REDIS_AUTH_SECRET_ENV}; none: no AUTH)")
     publish.add_argument("--key-prefix", default=None, help=f"cache key prefix shared with the API (default: ${KEY_PREFIX_ENV} or advising)")
     publish.set_defaults(func=_publish)
 
@@ -34,6 +44,8 @@ def register(subparsers) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; 0.0.0.0 in a container)")
     serve.add_argument("--database-url", default=None, help=f"PostgreSQL URL (default: ${DATABASE_URL_ENV})")
     serve.add_argument("--redis-url", default=None, help=f"Redis URL (default: ${REDIS_URL_ENV})")
+    serve.add_argument("--redis-auth-secret", default=None, metavar="SECRET_ID",
+                       help=f"Secrets Manager secret holding the Redis AUTH token (default: ${REDIS_AUTH_SECRET_ENV}; none: no AUTH)")
     serve.add_argument("--no-cache", action="store_true", help="answer every request from PostgreSQL (baseline for benchmarks)")
     serve.add_argument("--cache-ttl", default=None, metavar="SECONDS", help=f"entry lifetime (default: ${CACHE_TTL_ENV} or 300)")
     serve.add_argument("--cache-jitter", default=None, metavar="SECONDS", help=f"random extra lifetime, 0..this (default: ${CACHE_JITTER_ENV} or 30)")

@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
+import unicodedata
 from contextlib import asynccontextmanager
 from typing import Callable, Optional, Tuple
 
@@ -60,6 +62,10 @@ def parse_range(start: Optional[str], end: Optional[str], max_days: int) -> Tupl
 
 
 def check_id(value: str, what: str) -> str:
+    # No id has control characters, and PostgreSQL refuses a NUL in text (a 500 before issue 15); lone
+    # surrogates (from undecodable escapes) cannot be encoded for the database either.
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise BadRequest(f"{what} must not contain control characters or undecodable bytes")
     if not value.strip() or len(value) > MAX_ID_LENGTH:
         raise BadRequest(f"{what} must be 1 to {MAX_ID_LENGTH} characters")
     return value
@@ -77,10 +83,11 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status)
 
 
-def create_app(config: ApiConfig) -> FastAPI:
+def create_app(config: ApiConfig, clock: Callable[[], float] = time.monotonic) -> FastAPI:
+    """The app; `clock` (seconds, monotonic) drives the cache's timers: the Redis cool-down and version checks."""
     metrics = ApiMetrics()
     db = Database(config.database_url, metrics, pool_size=config.db_pool_size, statement_timeout_ms=config.statement_timeout_ms)
-    client = connect_redis(config.redis_url, config.redis_timeout) if config.cache_enabled else None
+    client = connect_redis(config.redis_url, config.redis_timeout, config.redis_password) if config.cache_enabled else None
     cache = ReadCache(
         client,
         db.current_version,
@@ -92,8 +99,11 @@ def create_app(config: ApiConfig) -> FastAPI:
             version_check_interval=config.version_check_interval,
             lock_ttl=config.lock_ttl,
             lock_wait=config.lock_wait,
+            negative_ttl=config.negative_ttl,
+            max_negative=config.max_negative_entries,
         ),
         metrics,
+        clock,
     )
 
     @asynccontextmanager

@@ -12,7 +12,10 @@ the PostgreSQL query (api/db.py) and renders the response body, which is what Re
 - TTL plus uniform jitter, so entries filled together do not expire together.
 - Single flight: identical concurrent lookups in one process share one load (in-process coalescing); across
   processes, the loader holds a Redis lock (SET NX PX) and the others wait for its value.
-- Unknown ids are cached too (an empty value), so a flood of requests for a missing id does not reach the DB.
+- Unknown ids are cached too (an empty value), so a flood of requests for a missing id does not reach the DB;
+  but only for `negative_ttl` seconds and at most `max_negative` such entries at a time (one shared counter
+  per window, whose expiry every entry of that window shares), so random ids cannot grow Redis without bound
+  (issue 15). Beyond the cap an unknown id is answered from PostgreSQL without being stored.
 - Redis down: every Redis call has a short socket timeout; a failure is counted, logged (once per outage)
   and opens a short circuit during which lookups go straight to PostgreSQL (still coalesced).
 """
@@ -54,19 +57,43 @@ end
 return 0
 """
 
+# Store a not-found entry (KEYS[2]) unless this window's count (KEYS[1]) already reached ARGV[2]. The window
+# lasts ARGV[1] ms from its first entry and each entry expires with it, so at most ARGV[2] are ever alive.
+_STORE_NOT_FOUND = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+if count > tonumber(ARGV[2]) then
+  return 0
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl)
+return 1
+"""
+
 _NOT_FOUND = b""  # the stored value for "this id has no rows at all"
 
 
-def connect_redis(url: str, timeout: float) -> redis.Redis:
+def connect_redis(url: str, timeout: float, password: Optional[str] = None) -> redis.Redis:
     """A Redis client that fails fast: short timeouts and one immediate retry (which replaces a pooled
-    connection that died, e.g. after a Redis restart), no backoff."""
+    connection that died, e.g. after a Redis restart), no backoff. `password` is the AUTH token."""
     return redis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1), health_check_interval=0
+        url, password=password, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1),
+        health_check_interval=0,
     )
 
 
 def version_key(prefix: str) -> str:
     return f"{prefix}:data_version"
+
+
+def negatives_key(prefix: str) -> str:
+    """The counter of not-found entries stored in the current window."""
+    return f"{prefix}:not_found_window"
 
 
 def raise_version(client: redis.Redis, prefix: str, version: int) -> int:
@@ -92,6 +119,8 @@ class CacheSettings:
     version_check_interval: float
     lock_ttl: float
     lock_wait: float
+    negative_ttl: float
+    max_negative: int
 
 
 class _Guard:
@@ -187,6 +216,7 @@ class ReadCache:
         self._guard = _Guard(settings.retry_after, metrics, clock)
         self._versions = _Versions(client, self._guard, read_db_version, settings, clock) if client else None
         self._release = client.register_script(_RELEASE_LOCK) if client else None
+        self._store_not_found = client.register_script(_STORE_NOT_FOUND) if client else None
         self._clock = clock
         self._flights: Dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
@@ -276,15 +306,24 @@ class ReadCache:
         return None
 
     def _store(self, loaded: Loaded, looked_up_version: int, name: str) -> None:
-        ttl_ms = int((self._settings.ttl + random.uniform(0, self._settings.jitter)) * 1000)
         key = f"{self._settings.prefix}:v{loaded.version}:{name}"
-        value = _NOT_FOUND if loaded.body is None else loaded.body
         try:
-            self._guard.run("set", self._client.set, key, value, px=max(ttl_ms, 1))
+            if loaded.body is None:
+                self._store_negative(key, name.split(":", 1)[0])
+            else:
+                ttl_ms = int((self._settings.ttl + random.uniform(0, self._settings.jitter)) * 1000)
+                self._guard.run("set", self._client.set, key, loaded.body, px=max(ttl_ms, 1))
             if loaded.version > looked_up_version:  # a publish that Redis has not heard of yet
                 self._versions.raise_to(loaded.version)
         except CacheUnavailable:
             pass  # counted and logged by the guard; the answer itself is fine
+
+    def _store_negative(self, key: str, kind: str) -> None:
+        window_ms = max(int(self._settings.negative_ttl * 1000), 1)
+        stored = self._guard.run("set", self._store_not_found, keys=[negatives_key(self._settings.prefix), key],
+                                 args=[window_ms, self._settings.max_negative, _NOT_FOUND])
+        if not stored:
+            self._metrics.cache_not_found_uncached.inc(kind)
 
     def _unlock(self, lock_key: str, token: str) -> None:
         try:

@@ -2,12 +2,14 @@
 
 Nothing here is read at import time; `advising serve` / `advising publish-db` build these objects from their
 parsed flags (falling back to the environment, which is how the ECS task definition configures the service).
+The Redis AUTH token is read from Secrets Manager once, when the object is built at start
+(`--redis-auth-secret` / $REDIS_AUTH_SECRET_ARN, infra/read-api.yaml), and never printed.
 """
 from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Optional
 from urllib.parse import urlparse
 
@@ -19,6 +21,7 @@ CACHE_TTL_ENV = "CACHE_TTL_SECONDS"
 CACHE_JITTER_ENV = "CACHE_JITTER_SECONDS"
 KEY_PREFIX_ENV = "CACHE_KEY_PREFIX"
 DB_POOL_SIZE_ENV = "DB_POOL_SIZE"
+REDIS_AUTH_SECRET_ENV = "REDIS_AUTH_SECRET_ARN"
 
 DEFAULT_KEY_PREFIX = "advising"
 
@@ -45,6 +48,28 @@ def _redact(url: str) -> str:
     return url
 
 
+def read_redis_auth_token(secret_id: str) -> str:
+    """The AUTH token held (as the whole SecretString) by a Secrets Manager secret. The region is the ARN's,
+    else the environment's; the credentials are the task role's (or the environment's)."""
+    import boto3
+    import botocore.exceptions
+
+    parts = secret_id.split(":")
+    region = parts[3] if secret_id.startswith("arn:") and len(parts) > 3 else None
+    try:
+        token = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=secret_id).get("SecretString")
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise UsageError(f"cannot read the Redis AUTH token from secret {secret_id}: {exc}") from None
+    if not token:
+        raise UsageError(f"secret {secret_id} holds no SecretString; store the Redis AUTH token as its plain text")
+    return token
+
+
+def _redis_password(ns: argparse.Namespace, env: Mapping[str, str]) -> Optional[str]:
+    secret_id = _pick(getattr(ns, "redis_auth_secret", None), env, REDIS_AUTH_SECRET_ENV)
+    return read_redis_auth_token(secret_id) if secret_id else None
+
+
 def _number(text: str, flag: str, *, minimum: float, kind=float):
     try:
         value = kind(text)
@@ -68,6 +93,8 @@ class ApiConfig:
     database_url: str
     redis_url: Optional[str]
     cache_enabled: bool = True
+    # Redis AUTH token (from Secrets Manager); None for a Redis without AUTH. Kept out of repr and logs.
+    redis_password: Optional[str] = field(default=None, repr=False)
     key_prefix: str = DEFAULT_KEY_PREFIX
     cache_ttl: float = 300.0
     # Each entry lives cache_ttl + uniform(0, cache_jitter): entries filled together do not expire together.
@@ -81,6 +108,9 @@ class ApiConfig:
     # Cross-process single flight: how long a loader holds the Redis lock, and how long others wait for its value.
     lock_ttl: float = 5.0
     lock_wait: float = 2.0
+    # Unknown ids: cached this long, and at most this many at a time (random ids must not fill Redis).
+    negative_ttl: float = 30.0
+    max_negative_entries: int = 10_000
     max_range_days: int = 366
     db_pool_size: int = 10
     statement_timeout_ms: int = 5000
@@ -109,6 +139,7 @@ class ApiConfig:
             database_url=check_database_url(_pick(ns.database_url, env, DATABASE_URL_ENV)),
             redis_url=redis_url,
             cache_enabled=not ns.no_cache,
+            redis_password=_redis_password(ns, env) if not ns.no_cache else None,
             key_prefix=_pick(ns.key_prefix, env, KEY_PREFIX_ENV, DEFAULT_KEY_PREFIX),
             cache_ttl=_number(_pick(ns.cache_ttl, env, CACHE_TTL_ENV, "300"), "--cache-ttl", minimum=0.001),
             cache_jitter=_number(_pick(ns.cache_jitter, env, CACHE_JITTER_ENV, "30"), "--cache-jitter", minimum=0),
@@ -127,6 +158,7 @@ class PublishConfig:
     database_url: str
     redis_url: Optional[str] = None
     key_prefix: str = DEFAULT_KEY_PREFIX
+    redis_password: Optional[str] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.output:
@@ -138,9 +170,11 @@ class PublishConfig:
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace, env: Optional[Mapping[str, str]] = None) -> "PublishConfig":
         env = os.environ if env is None else env
+        redis_url = _pick(ns.redis_url, env, REDIS_URL_ENV)
         return cls(
             output=ns.output,
             database_url=check_database_url(_pick(ns.database_url, env, DATABASE_URL_ENV)),
-            redis_url=_pick(ns.redis_url, env, REDIS_URL_ENV),
+            redis_url=redis_url,
             key_prefix=_pick(ns.key_prefix, env, KEY_PREFIX_ENV, DEFAULT_KEY_PREFIX),
+            redis_password=_redis_password(ns, env) if redis_url else None,
         )

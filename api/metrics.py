@@ -31,10 +31,6 @@ class _Metric:
         with self._lock:
             return self._values.get(tuple(label_values), 0.0)
 
-    def total(self) -> float:
-        with self._lock:
-            return sum(self._values.values())
-
     def _key(self, label_values: Tuple[str, ...]) -> Tuple[str, ...]:
         if len(label_values) != len(self.labels):
             raise ValueError(f"{self.name} takes labels {self.labels}, got {label_values}")
@@ -77,6 +73,7 @@ class ApiMetrics:
         self.cache_misses = Counter("advising_cache_misses_total", "Lookups Redis did not have; answered from PostgreSQL and stored.", ("kind",))
         self.cache_errors = Counter("advising_cache_errors_total", "Redis operations that failed (connection refused, timeout, ...).", ("op",))
         self.cache_bypass = Counter("advising_cache_bypass_total", "Lookups answered from PostgreSQL without Redis because Redis was failing.", ("kind",))
+        self.cache_not_found_uncached = Counter("advising_cache_not_found_uncached_total", "Unknown ids not cached because the cap on not-found entries was reached.", ("kind",))
         self.cache_coalesced = Counter("advising_cache_coalesced_total", "Lookups that waited for a concurrent identical lookup instead of running their own.", ("kind",))
         self.redis_up = Gauge("advising_cache_redis_up", "1 while Redis answers, 0 after a failure until it answers again.")
         self.db_queries = Counter("advising_db_queries_total", "Queries sent to PostgreSQL.", ("query",))

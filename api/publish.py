@@ -147,7 +147,7 @@ def _announce(config: PublishConfig, version: int) -> bool:
 
     from api.cache import connect_redis, raise_version
 
-    client = connect_redis(config.redis_url, timeout=2.0)
+    client = connect_redis(config.redis_url, timeout=2.0, password=config.redis_password)
     try:
         raise_version(client, config.key_prefix, version)
         return True

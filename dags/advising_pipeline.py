@@ -8,11 +8,16 @@ of that day's start, which is always the newest ingest_date folder (UTC) that is
 starts. The steps come from advising.emr.steps, the same function `advising emr submit` uses, and
 the cluster request from advising.emr.launch, so the DAG and the CLI cannot drift apart.
 
+A failed run (any task: cluster, step, sensor timeout) puts one EventBridge event (source
+`advising.pipeline`, detail-type `Advising DAG Run Failed`); infra/emr.yaml routes it to the alerts topic.
+
 Parsing reads only the settings (ADVISING_EMR_* environment / config file, advising.emr.settings) and
 this checkout's artifact version: no Airflow Variable, Connection or AWS call happens at parse time.
 Set ADVISING_EMR_ARTIFACT_VERSION where the DAG folder is not a git checkout.
 """
 from __future__ import annotations
+
+import json
 
 import pendulum
 from airflow.providers.amazon.aws.operators.emr import (
@@ -31,6 +36,9 @@ from advising.emr.steps import artifacts_for, run_steps, step_name, templated
 from jobs.config import parse_date
 
 DAG_ID = "advising_pipeline"
+# The DagFailedRule of infra/emr.yaml matches exactly these.
+FAILURE_SOURCE = "advising.pipeline"
+FAILURE_DETAIL_TYPE = "Advising DAG Run Failed"
 RUN_DATE = "{{ ds }}"
 CLUSTER_ID = "{{ ti.xcom_pull(task_ids='create_cluster') }}"
 
@@ -54,6 +62,31 @@ def cluster_request(settings: EmrSettings, version: str) -> dict:
     )
 
 
+def failure_event(context) -> dict:
+    """The PutEvents entry for a failed DAG run, from the callback's context."""
+    dag_run = context["dag_run"]
+    detail = {
+        "dag_id": dag_run.dag_id,
+        "run_id": dag_run.run_id,
+        "logical_date": dag_run.logical_date.isoformat() if dag_run.logical_date else None,
+        "reason": str(context.get("reason") or "a task failed"),
+    }
+    return {"Source": FAILURE_SOURCE, "DetailType": FAILURE_DETAIL_TYPE, "Detail": json.dumps(detail, sort_keys=True)}
+
+
+def failure_notifier(settings: EmrSettings):
+    """The DAG's on_failure_callback: one event on the default bus, with the DAG's AWS connection."""
+    def notify(context) -> None:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        events = AwsBaseHook(aws_conn_id=settings.aws_conn_id, client_type="events", region_name=settings.region).get_conn()
+        response = events.put_events(Entries=[failure_event(context)])
+        if response.get("FailedEntryCount"):
+            raise RuntimeError(f"EventBridge refused the failure event: {response['Entries']}")
+
+    return notify
+
+
 def build_dag(settings: EmrSettings, version: str) -> DAG:
     tz = pendulum.timezone(settings.campus_timezone)
     start = parse_date(settings.dag_start_date, "dag_start_date")
@@ -67,6 +100,7 @@ def build_dag(settings: EmrSettings, version: str) -> DAG:
         # Runs publish the same tables: two at once would race, so backfills run one date after another.
         max_active_runs=1,
         default_args={"retries": 1, "retry_delay": pendulum.duration(minutes=5)},
+        on_failure_callback=failure_notifier(settings),
         tags=["advising", "emr"],
     ) as dag:
         create = EmrCreateJobFlowOperator(

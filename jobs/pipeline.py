@@ -419,6 +419,7 @@ def execute(config: RunConfig, master: Optional[str] = None) -> int:
     """Run once and print the summary; exit status 0, 1 when the quality gate stopped the publish or the
     catalog could not follow a commit (the data is committed then; the next run repairs the catalog).
     UsageError propagates to the caller, which prints it as one line."""
+    from jobs.metrics import emf_lines
     from jobs.session import get_session
 
     spark = get_session(master=master)
@@ -426,8 +427,9 @@ def execute(config: RunConfig, master: Optional[str] = None) -> int:
         summary = run_pipeline(spark, config)
     except QualityGateFailed as exc:
         print(f"error: quality gate failed, nothing published: {exc}", file=sys.stderr)
+        print("\n".join(emf_lines(None, int(time.time() * 1000))))
         return 1
-    print("\n".join(summary.lines()))
+    print("\n".join(summary.lines() + emf_lines(summary, int(time.time() * 1000))))
     if summary.catalog_failed:
         print(f"error: {summary.catalog}", file=sys.stderr)
         return 1

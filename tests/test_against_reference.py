@@ -371,17 +371,6 @@ def test_line_text_edge_cases(spark, tmp_path):
     assert Counter(row["reason"] for row in published["quarantine"])["invalid_json"] == 3
 
 
-def test_duplicated_advisor_stops_the_run_before_publishing(spark, tmp_path):
-    root, out = tmp_path / "in", tmp_path / "out"
-    write_advisors(str(root), [["adv-1", "A", "MATH", "300"], ["adv-dup", "B", "MATH", "300"],
-                               ["adv-dup", "C", "PHYS", "200"]])
-    write_log(str(root), D1, "x.jsonl.gz", [change("e-1", "a-1", seq(1))])
-    with pytest.raises(Exception, match="adv-dup"):
-        run(spark, root, out)
-    published = [n for n in (os.listdir(out) if out.exists() else []) if not n.startswith(("_", "."))]
-    assert published == []
-
-
 # --- generated sample data -----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,8 @@ def _check_capacity(settings) -> None:
 def job_flow_request(settings, artifacts: Artifacts, name: str, steps, keep_alive: bool, tags: dict) -> dict:
     """RunJobFlow: Spark on instance fleets (core capacity on spot with an on-demand floor and a switch to
     on-demand when spot is not granted in time), managed scaling, auto-termination when idle, the
-    bootstrap action that installs the pinned requirements, and the cluster configuration."""
+    bootstrap action that installs the pinned requirements, the cluster configuration, and the security
+    configuration (local-disk and in-transit encryption, infra/emr.yaml)."""
     _check_capacity(settings)
     instances = {
         "InstanceFleets": [
@@ -101,6 +102,7 @@ def job_flow_request(settings, artifacts: Artifacts, name: str, steps, keep_aliv
         "ScaleDownBehavior": "TERMINATE_AT_TASK_COMPLETION",
         "JobFlowRole": settings.instance_profile,
         "ServiceRole": settings.service_role,
+        "SecurityConfiguration": settings.security_configuration,
         "VisibleToAllUsers": True,
         "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
     }
@@ -129,7 +131,15 @@ def serverless_request(settings, application_id: str, step, role_arn: str) -> di
         "name": step.name,
         "jobDriver": step.serverless_job_driver(serverless_python_conf(settings)),
         "configurationOverrides": {
-            "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": settings.log_uri}}
+            "monitoringConfiguration": {
+                "s3MonitoringConfiguration": {"logUri": settings.log_uri},
+                # The driver's stdout carries the run's EMF metric lines (jobs/metrics.py).
+                "cloudWatchLoggingConfiguration": {
+                    "enabled": True,
+                    "logGroupName": settings.serverless_log_group,
+                    "logTypes": {"SPARK_DRIVER": ["STDOUT", "STDERR"]},
+                },
+            }
         },
         "tags": {"project": "advising-analytics"},
     }

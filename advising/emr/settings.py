@@ -46,6 +46,8 @@ class EmrSettings:
     log_uri: str = "s3://advising-emr-logs/emr/"
     service_role: str = "advising-emr-service-role"
     instance_profile: str = "advising-emr-instance-profile"
+    # EMR security configuration (infra/emr.yaml): local-disk and in-transit encryption on every cluster we start.
+    security_configuration: str = "advising-emr-security"
     subnet_ids: tuple = ()
     primary_instance_types: tuple = ("m7g.xlarge", "m6g.xlarge")
     core_instance_types: tuple = ("r7g.2xlarge", "r6g.2xlarge", "m7g.4xlarge")
@@ -62,13 +64,15 @@ class EmrSettings:
     serverless_execution_role_arn: str = ""
     # EMR Serverless: s3:// URI of a packed virtualenv holding requirements.txt (see docs/emr.md).
     serverless_python_archive: str = ""
+    # EMR Serverless: CloudWatch Logs group of the driver's stdout, whose EMF lines become the run metrics.
+    serverless_log_group: str = "/aws/emr/advising-pipeline"
     # Airflow: run the DAG for past dates since start_date (backfill on deploy) or only the latest.
     dag_start_date: str = "2025-01-01"
     dag_catchup: bool = False
     aws_conn_id: str = "aws_default"
 
     def __post_init__(self) -> None:
-        for name in ("bucket", "region", "release_label", "input_root", "output_root", "log_uri"):
+        for name in ("bucket", "region", "release_label", "input_root", "output_root", "log_uri", "security_configuration"):
             if not getattr(self, name):
                 raise UsageError(f"EMR setting {name} must not be empty")
         if self.prefix != self.prefix.strip("/") or not self.prefix:

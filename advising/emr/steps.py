@@ -3,8 +3,8 @@
 `pipeline_steps()` is the only place that decides what runs for a date: the job arguments come from
 `jobs.config.RunConfig.to_args()`, the code from an uploaded artifact version. The same `SparkStep`
 renders as an EMR step (`advising emr submit --cluster-id`, the `--transient` run_job_flow request and
-the Airflow DAG), as EMR Serverless `sparkSubmit` parameters, and as a local spark-submit command line
-(the packaging test), so none of them can drift from the others.
+the Airflow DAG) and as EMR Serverless `sparkSubmit` parameters, so none of them can drift from the other;
+the packaging test runs the EMR step's own arguments with a local master.
 """
 from __future__ import annotations
 
@@ -104,10 +104,6 @@ class SparkStep:
                 "sparkSubmitParameters": " ".join(options),
             }
         }
-
-    def local_argv(self, spark_submit: str, master: str) -> list:
-        """A client-mode command line with the EMR step's own options and arguments."""
-        return [spark_submit, "--master", master, *self.submit_options(), self.entry_point, *self.arguments]
 
 
 def step_name(run_date: dt.date, full: bool = False) -> str:

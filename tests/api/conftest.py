@@ -70,15 +70,16 @@ def publish_tables(tmp_path, db_url):
 
 @pytest.fixture
 def start_api():
-    """start_api(config) -> RunningApi: the app on a real uvicorn server on loopback, in a thread."""
+    """start_api(config, clock=time.monotonic) -> RunningApi: the app on a real uvicorn server on loopback, in a
+    thread; `clock` drives the cache's timers (a FakeClock lets a test move time instead of sleeping)."""
     import uvicorn
 
     from api.app import create_app
 
     running: Dict[int, RunningApi] = {}
 
-    def start(config: ApiConfig) -> RunningApi:
-        app = create_app(config)
+    def start(config: ApiConfig, clock=time.monotonic) -> RunningApi:
+        app = create_app(config, clock)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.port, log_level="warning", access_log=False))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

@@ -71,9 +71,11 @@ def write_tables(root: Path, advisors: List[dict], trends: List[dict]) -> Path:
 
 @dataclass
 class RedisProcess:
-    """A private redis-server that a test may stop (mid-test) and start again on the same port."""
+    """A private redis-server that a test may stop (mid-test) and start again on the same port; with a
+    `password`, it requires AUTH (as ElastiCache with an AUTH token does)."""
 
     port: int
+    password: Optional[str] = None
     proc: Optional[subprocess.Popen] = None
 
     @property
@@ -84,11 +86,13 @@ class RedisProcess:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed (Debian: apt-get install redis-server)", pytrace=False)
+        auth = ["--requirepass", self.password] if self.password else []
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"],
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
+             *auth],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = self.client()
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -100,11 +104,33 @@ class RedisProcess:
                 time.sleep(0.05)
         client.close()
 
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+class FakeClock:
+    """A monotonic clock that moves only when a test advances it (create_app's `clock`)."""
+
+    def __init__(self, start: float = 1000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def redis_now_ms(client: redis.Redis) -> int:
+    """Redis' own clock in whole milliseconds, the clock its expiry times (PEXPIRETIME) are on."""
+    seconds, micros = client.time()
+    return seconds * 1000 + micros // 1000
 
 
 @dataclass

@@ -91,7 +91,9 @@ def test_the_template_wires_what_the_api_relies_on():
     statements = resources["ExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     wildcard = [s for s in statements if isinstance(s, dict) and s.get("Resource") == "*"]
     assert [s["Action"] for s in wildcard] == ["ecr:GetAuthorizationToken"]
-    assert "Policies" not in resources["TaskRole"]["Properties"]
+    # the task's own role reads one secret, the Redis AUTH token (see test_api_redis_auth.py)
+    [task_policy] = resources["TaskRole"]["Properties"]["Policies"]
+    assert [s["Resource"] for s in task_policy["PolicyDocument"]["Statement"]] == [{"Ref": "CacheAuthToken"}]
 
 
 def test_the_dockerfile_runs_advising_serve_as_a_non_root_user():

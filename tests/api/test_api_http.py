@@ -105,3 +105,18 @@ def test_before_any_publish_the_api_answers_503(start_api, db_url, redis_url, ke
     response = httpx.get(f"{api.url}/advisors/a1/load", params={"from": "2024-03-01", "to": "2024-03-31"})
     assert response.status_code == 503 and response.json()["error"] == "not_published"
     assert httpx.get(f"{api.url}/health").status_code == 503
+
+
+# httpx sends the escapes as they are: the server decodes them (%C2%85 is U+0085, a C1 control character).
+CONTROL_IDS = ["/advisors/adv-1%00/load", "/advisors/a%0Ab/load", "/advisors/%1f/load", "/departments/Math%7F/trends",
+               "/departments/x%C2%85/trends"]
+
+
+@pytest.mark.parametrize("path", CONTROL_IDS)
+def test_ids_with_control_characters_are_a_400_without_an_error_log(api, path, caplog):
+    with caplog.at_level("WARNING"):
+        response = httpx.get(httpx.URL(api.url + path), params={"from": "2024-03-01", "to": "2024-03-31"})
+    assert (response.status_code, response.json()["error"]) == (400, "bad_request"), response.text
+    assert "control characters" in response.json()["message"]
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
+    assert api.metrics.db_queries.value("advisor_load") == api.metrics.db_queries.value("department_trends") == 0

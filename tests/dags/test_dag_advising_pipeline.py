@@ -88,6 +88,7 @@ def test_steps_render_ds_and_equal_the_cli_steps(dag, capsys, offline_env):
     transient = cli_request(capsys, "--transient")
     assert cluster["Steps"] == [] and cluster["Instances"]["KeepJobFlowAliveWhenNoSteps"] is True
     assert {"Key": "run-date", "Value": DATE} in cluster["Tags"]
+    assert cluster["SecurityConfiguration"] == "advising-emr-security"
     for key in ("Steps", "Tags", "Instances"):
         cluster.pop(key), transient.pop(key)
     assert cluster == transient

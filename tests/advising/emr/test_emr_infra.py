@@ -54,6 +54,9 @@ def test_iam_is_least_privilege():
             statements += policy["PolicyDocument"]["Statement"]
     assert statements
     for statement in statements:
+        if statement["Effect"] == "Deny":  # the buckets' TLS-only statements deny everything on purpose
+            assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, statement
+            continue
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert all("*" not in a for a in actions), statement
         targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
@@ -61,3 +64,28 @@ def test_iam_is_least_privilege():
             assert target != "*", statement
     passrole = t["Resources"]["EmrServiceRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
     assert passrole["Resource"] == {"Fn::GetAtt": ["EmrInstanceRole", "Arn"]}
+
+
+def test_the_security_configuration_encrypts_local_disks_and_traffic_and_is_the_settings_default():
+    t = template()
+    resource = t["Resources"]["EmrSecurityConfiguration"]["Properties"]
+    assert t["Parameters"]["SecurityConfigurationName"]["Default"] == EmrSettings().security_configuration
+    assert resource["Name"] == {"Ref": "SecurityConfigurationName"}
+    encryption = resource["SecurityConfiguration"]["EncryptionConfiguration"]
+    assert encryption["EnableInTransitEncryption"] is True and encryption["EnableAtRestEncryption"] is True
+    assert encryption["InTransitEncryptionConfiguration"]["TLSCertificateConfiguration"]["CertificateProviderType"] == "PEM"
+    local = encryption["AtRestEncryptionConfiguration"]["LocalDiskEncryptionConfiguration"]
+    assert local == {"EncryptionKeyProviderType": "AwsKms", "AwsKmsKey": {"Fn::GetAtt": ["LocalDiskKey", "Arn"]},
+                     "EnableEbsEncryption": True}
+
+
+def test_failures_reach_the_alerts_topic():
+    resources = template()["Resources"]
+    emr_rule = resources["PipelineFailedRule"]["Properties"]
+    assert emr_rule["EventPattern"]["detail"]["state"] == ["FAILED", "TERMINATED_WITH_ERRORS"]
+    assert set(emr_rule["EventPattern"]["detail-type"]) == {"EMR Step Status Change", "EMR Cluster State Change"}
+    for rule in ("PipelineFailedRule", "DagFailedRule"):
+        assert resources[rule]["Properties"]["Targets"][0]["Arn"] == {"Ref": "AlertsTopic"}
+    alarm = resources["NoSuccessfulRunAlarm"]["Properties"]
+    assert alarm["TreatMissingData"] == "breaching" and alarm["AlarmActions"] == [{"Ref": "AlertsTopic"}]
+    assert resources["AlertsEmailSubscription"]["Properties"]["Endpoint"] == {"Ref": "AlertEmail"}

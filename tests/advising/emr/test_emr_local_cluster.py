@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -115,6 +116,15 @@ def packaged_step(tmp_path_factory):
     return root, dist, step
 
 
+def spark_submit_tool() -> str:
+    """spark-submit of the Python running the tests (pip installs it beside the interpreter), else from PATH."""
+    beside = Path(sys.executable).with_name("spark-submit")
+    found = str(beside) if beside.is_file() else shutil.which("spark-submit")
+    if found is None:
+        pytest.fail(f"spark-submit is neither beside {sys.executable} nor on PATH", pytrace=False)
+    return found
+
+
 def spark_submit(argv, python, spark_home, cwd):
     cwd.mkdir(exist_ok=True)
     return subprocess.run(argv, cwd=cwd, env=isolated_env(python, spark_home), capture_output=True, text=True,
@@ -126,9 +136,9 @@ def spark_submit(argv, python, spark_home, cwd):
 def test_packaged_step_runs_on_a_local_cluster(packaged_step, isolated_python, spark_home):
     root, dist, step = packaged_step
     emr_args = step.emr_step()["HadoopJarStep"]["Args"]
-    argv = step.local_argv(str(REPO / ".venv" / "bin" / "spark-submit"), MASTER)
     # Exactly the EMR step's spark-submit, with a local master instead of YARN cluster mode.
-    assert argv[3:] == emr_args[3:] and emr_args[:3] == ["spark-submit", "--deploy-mode", "cluster"]
+    assert emr_args[:3] == ["spark-submit", "--deploy-mode", "cluster"]
+    argv = [spark_submit_tool(), "--master", MASTER, *emr_args[3:]]
     assert argv[argv.index("--py-files") + 1] == str(dist.jobs_zip)
 
     done = spark_submit(argv, isolated_python, spark_home, root / "cwd")
@@ -151,7 +161,7 @@ def test_executors_import_jobs_from_the_zip(packaged_step, isolated_python, spar
     root, dist, step = packaged_step
     probe = root / "probe.py"
     probe.write_text(PROBE)
-    argv = [str(REPO / ".venv" / "bin" / "spark-submit"), "--master", MASTER, *step.submit_options(), str(probe)]
+    argv = [spark_submit_tool(), "--master", MASTER, *step.submit_options(), str(probe)]
     done = spark_submit(argv, isolated_python, spark_home, root / "probe-cwd")
     assert done.returncode == 0, done.stderr[-4000:]
     lines = [l.split(" ", 2)[1:] for l in done.stdout.splitlines() if l.startswith("EXECUTOR ")]

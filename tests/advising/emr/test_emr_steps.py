@@ -44,16 +44,13 @@ def test_action_on_failure_depends_on_the_target():
         pipeline_steps(RunConfig("in", "out"), artifacts_for("s3://b/p", "v"), "cluster")
 
 
-def test_serverless_and_local_renderings_share_options_and_arguments():
+def test_serverless_rendering_shares_the_emr_step_options_and_arguments():
     [step] = run_steps(settings(), "v", DAY, "transient")
     emr_args = step.emr_step()["HadoopJarStep"]["Args"]
     driver = step.serverless_job_driver()["sparkSubmit"]
     assert driver["entryPoint"] == step.entry_point
     assert driver["entryPointArguments"] == emr_args[emr_args.index(step.entry_point) + 1:]
     assert driver["sparkSubmitParameters"].split() == emr_args[3:emr_args.index(step.entry_point)]
-    local = step.local_argv("spark-submit", "local[2]")
-    assert local[:3] == ["spark-submit", "--master", "local[2]"]
-    assert local[3:] == emr_args[3:]
 
 
 def test_serverless_request_carries_python_environment_and_a_stable_token():

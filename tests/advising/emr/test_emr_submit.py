@@ -1,6 +1,7 @@
 """`advising emr submit` against moto over HTTP, and the waiting logic with plain functions."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -90,6 +91,7 @@ def test_transient_cluster_request_passes_boto3_validation(cli, packaged):
     cluster = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"]
     assert cluster["ReleaseLabel"] == "emr-7.9.0" and cluster["LogUri"] == "s3://advising-emr-logs/emr/"
     assert [a["Name"] for a in cluster["Applications"]] == ["Spark"]
+    assert cluster["SecurityConfiguration"] == "advising-emr-security"
     [bootstrap] = emr.list_bootstrap_actions(ClusterId=summary["Id"])["BootstrapActions"]
     assert bootstrap["ScriptPath"] == f"{BASE}/install-requirements.sh" and bootstrap["Args"] == [f"{BASE}/requirements.txt"]
     [step] = emr.list_steps(ClusterId=summary["Id"])["Steps"]
@@ -112,15 +114,35 @@ def test_submit_needs_the_artifacts(cli, artifacts_bucket, cluster):
     assert boto3.client("emr").list_steps(ClusterId=cluster)["Steps"] == []
 
 
-def test_wait_reports_progress_and_gives_up(cli, packaged, cluster):
-    # moto's steps stay RUNNING forever: this exercises the real polling wiring up to the timeout.
-    code, out, err = submit(cli, "--cluster-id", cluster, "--wait", "--poll-interval", "0.05", "--wait-timeout", "0.3")
+class SteppedClock:
+    """A clock that moves only when `sleep` is called: waiting costs no real time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_wait_reports_progress_and_gives_up(cli, packaged, cluster, monkeypatch):
+    # moto's steps stay RUNNING forever: this exercises the real polling wiring (moto answers every poll)
+    # up to the timeout, on a clock that advances by the seconds slept.
+    import advising.emr.submit
+
+    clock = SteppedClock()
+    monkeypatch.setattr(advising.emr.submit, "wait_for", functools.partial(wait_for, sleep=clock.sleep, clock=clock))
+
+    code, out, err = submit(cli, "--cluster-id", cluster, "--wait", "--poll-interval", "30", "--wait-timeout", "100")
+
     assert code == 1
-    progress = [l for l in err.splitlines() if "advising-pipeline-2025-03-01" in l]
-    assert len(progress) >= 2 and all(": RUNNING after" in l for l in progress)
     step_id = boto3.client("emr").list_steps(ClusterId=cluster)["Steps"][0]["Id"]
+    progress = [l for l in err.splitlines() if "advising-pipeline-2025-03-01" in l]
+    assert progress == [f"advising-pipeline-2025-03-01 {step_id}: RUNNING after {s}s" for s in (0, 30, 60, 90, 100)]
     assert out.splitlines()[-1] == (
-        f"advising-pipeline-2025-03-01 {step_id}: still RUNNING after 0s (gave up waiting); "
+        f"advising-pipeline-2025-03-01 {step_id}: still RUNNING after 100s (gave up waiting); "
         f"logs: s3://advising-emr-logs/emr/{cluster}/steps/{step_id}/"
     )
 
