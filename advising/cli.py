@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "advising.reconcile",
     "advising.edge",
     "advising.read_api",
+    "advising.report",
 )
 
 
