@@ -112,11 +112,9 @@ def read_table(tables_dir: str, name: str, columns: List[str]):
     if not path.is_dir():
         return None
     dataset = ds.dataset(str(path), format="parquet", partitioning="hive")
-    present = [c for c in columns if c in dataset.schema.names]
-    if len(present) < len(columns):
-        return None
-    frame = dataset.to_table(columns=columns).to_pandas()
-    return frame
+    if not set(columns) <= set(dataset.schema.names):
+        return None  # not the contract's table (an older layout, say): shown as missing rather than a crash
+    return dataset.to_table(columns=columns).to_pandas()
 
 
 def _dates(series):
@@ -375,7 +373,7 @@ def run_stage_seconds(runs: List[RunRecord]) -> Chart:
     return chart
 
 
-def header_facts(appointments, advisors_from_load) -> Dict[str, str]:
+def header_facts(appointments) -> Dict[str, str]:
     """Date range covered, appointments, advisors, departments."""
     if appointments is None or appointments.empty:
         return {"appointments": "0 (" + _absent(appointments, "appointments") + ")"}
@@ -407,7 +405,7 @@ def build_report(tables_dir: str, now: Callable[[], dt.datetime] = lambda: dt.da
     return Report(
         tables_dir=tables_dir,
         generated=now(),
-        facts=header_facts(appointments, load),
+        facts=header_facts(appointments),
         last_run=runs[-1] if runs else None,
         charts=[
             utilization_heatmap(load),
