@@ -53,7 +53,7 @@ def check_java() -> None:
 def quiet_logging_options() -> str:
     """Driver JVM options that load the shipped jobs/log4j2.properties (Spark, Hadoop: ERROR and up only).
 
-    Also what a local spark-submit of the bundle passes as --driver-java-options (see `advising bundle`)."""
+    A local spark-submit of the bundle points the same option at the copy inside jobs.zip (README)."""
     config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.properties")
     return f"-Dlog4j2.configurationFile=file:{config}"
 
