@@ -251,6 +251,7 @@ def _weekly_rate_lines(frame, numerator: str, denominator: str) -> List[dict]:
         series.append({
             "name": str(department) if department == department else "(unknown)", "type": "line",
             "itemStyle": {"color": _PALETTE[i % len(_PALETTE)]}, "connectNulls": False,
+            "showSymbol": len(rows) <= 20,  # a marker per week reads well for a term, not for years
             "data": [[w, r] for w, r in zip(_day_labels(rows["week"]), rates)],
         })
     return series
