@@ -86,6 +86,18 @@ def test_run_prints_only_the_pipelines_own_lines(sample_run):
 
 
 @pytest.mark.slow
+def test_verbose_gives_spark_its_own_logging_back(tmp_path):
+    # The control for the test above: the same command with --verbose shows what quiet mode removes.
+    (tmp_path / "in" / "appointments").mkdir(parents=True)
+    done = subprocess.run(
+        [advising(), "run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--verbose", "--skip-quality"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    assert 'Setting default log level to "WARN".' in done.stderr
+
+
+@pytest.mark.slow
 def test_report_of_a_run_draws_every_chart_offline_in_a_browser(sample_run, tmp_path):
     _, tables = sample_run
     ARTIFACTS.mkdir(exist_ok=True)
