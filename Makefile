@@ -1,5 +1,5 @@
 # The two commands of the README, and what they need.
-#   make sample  -> generate sample data and run the whole pipeline on it (Spark local mode)
+#   make sample  -> generate sample data, run the whole pipeline on it (Spark local mode), write the HTML report
 #   make test    -> the whole test suite, with its services (Redis, PostgreSQL) started where absent
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 SAMPLE_DIR ?= data/sample
 TABLES_DIR ?= data/tables
 SAMPLE_APPOINTMENTS ?= 2000
+REPORT ?= data/report.html
 
 .PHONY: setup sample test bench bundle clean
 
@@ -25,6 +26,7 @@ setup: $(STAMP)
 sample: setup
 	$(BIN)/advising sample-data --out $(SAMPLE_DIR) --appointments $(SAMPLE_APPOINTMENTS) --seed 7 --force
 	$(BIN)/advising run --input $(SAMPLE_DIR) --output $(TABLES_DIR)
+	$(BIN)/advising report --tables $(TABLES_DIR) --out $(REPORT)
 
 test: setup
 	@scripts/run-tests.sh

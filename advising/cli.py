@@ -12,6 +12,7 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
+from common.arguments import OneLineArgumentParser
 from common.errors import UsageError
 
 # Modules that register sub-commands, in the order `advising --help` lists them.
@@ -26,11 +27,12 @@ COMMAND_MODULES = (
     "advising.reconcile",
     "advising.edge",
     "advising.read_api",
+    "advising.report",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="advising", description="Student-advising appointment analytics platform.")
+    parser = OneLineArgumentParser(prog="advising", description="Student-advising appointment analytics platform.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)

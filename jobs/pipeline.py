@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from jobs.config import RunConfig
+from jobs.config import RunConfig, check_input_layout
 from common.errors import UsageError
 from jobs.storage import FileInfo, Storage, join, local_path, normalize_root
 
@@ -79,13 +79,8 @@ def _plan(storage: Storage, config: RunConfig) -> _Plan:
     from jobs.state import ChangeLogFile
 
     input_root, output_root = normalize_root(config.input), normalize_root(config.output)
-    if not storage.exists(input_root):
-        raise UsageError(f"input path does not exist: {config.input}")
+    check_input_layout(config.input, input_root, storage.exists, storage.is_dir)
     log_root = join(input_root, "appointments")
-    if not storage.is_dir(log_root):
-        raise UsageError(
-            f"no appointments/ folder under {config.input}: expected {{input}}/appointments/ingest_date=YYYY-MM-DD/*.jsonl.gz"
-        )
     in_scope, ignored = [], []
     for info in storage.list_files(log_root):
         relative = info.path[len(log_root):]
@@ -147,11 +142,13 @@ def _write_empty_table(spark, path: str, schema) -> None:
 
 @contextmanager
 def _stage(summary: RunSummary, name: str):
-    started = time.monotonic()
-    try:
+    from jobs import progress
+
+    def record(seconds: float) -> None:
+        summary.stage_seconds[name] = summary.stage_seconds.get(name, 0.0) + seconds
+
+    with progress.stage(name, on_end=record):
         yield
-    finally:
-        summary.stage_seconds[name] = summary.stage_seconds.get(name, 0.0) + time.monotonic() - started
 
 
 @dataclass
@@ -415,14 +412,15 @@ def _manifest(config: RunConfig, plan: _Plan, summary: RunSummary) -> str:
     return json.dumps(doc, indent=1)
 
 
-def execute(config: RunConfig, master: Optional[str] = None) -> int:
+def execute(config: RunConfig, master: Optional[str] = None, quiet: bool = True) -> int:
     """Run once and print the summary; exit status 0, 1 when the quality gate stopped the publish or the
     catalog could not follow a commit (the data is committed then; the next run repairs the catalog).
-    UsageError propagates to the caller, which prints it as one line."""
+    UsageError propagates to the caller, which prints it as one line. `quiet=False` (--verbose) keeps
+    Spark's own logging."""
     from jobs.metrics import emf_lines
     from jobs.session import get_session
 
-    spark = get_session(master=master)
+    spark = get_session(master=master, quiet=quiet)
     try:
         summary = run_pipeline(spark, config)
     except QualityGateFailed as exc:

@@ -50,9 +50,28 @@ def check_java() -> None:
         raise UsageError(JAVA_HINT) from None
 
 
-def get_session(app_name: str = "advising-pipeline", master: Optional[str] = None, extra: Optional[dict] = None):
-    """The active session if there is one (spark-submit, tests), else a new local one."""
+def quiet_logging_options() -> str:
+    """Driver JVM options that load the shipped jobs/log4j2.properties (Spark, Hadoop: ERROR and up only).
+
+    A local spark-submit of the bundle points the same option at the copy inside jobs.zip (README)."""
+    config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.properties")
+    return f"-Dlog4j2.configurationFile=file:{config}"
+
+
+def get_session(
+    app_name: str = "advising-pipeline", master: Optional[str] = None, extra: Optional[dict] = None, quiet: bool = True
+):
+    """The active session if there is one (spark-submit, tests), else a new local one.
+
+    A new local session is quiet unless `quiet=False` (issue 14): only the pipeline's own lines are
+    printed. Under spark-submit the JVM already runs with the submitter's logging (on EMR, the cluster's),
+    which is left alone."""
+    import logging
+
     from pyspark.sql import SparkSession
+
+    # py4j logs connection chatter on the Python side; at ERROR only real failures get through.
+    logging.getLogger("py4j").setLevel(logging.ERROR if quiet else logging.WARNING)
 
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -70,8 +89,11 @@ def get_session(app_name: str = "advising-pipeline", master: Optional[str] = Non
         builder = builder.master(master or "local[*]")
         for key, value in LOCAL_SETTINGS.items():
             builder = builder.config(key, value)
+        if quiet:
+            builder = builder.config("spark.driver.extraJavaOptions", quiet_logging_options())
     for key, value in {**CONTRACT_SETTINGS, **(extra or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    if master or not under_submit:
+        spark.sparkContext.setLogLevel("ERROR" if quiet else "WARN")
     return spark

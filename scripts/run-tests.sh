@@ -39,4 +39,7 @@ if ! reachable "$phost" "$pport"; then
   wait_for "$phost" "$pport" || { echo "error: PostgreSQL did not start on $phost:$pport; start it or set DATABASE_URL" >&2; exit 1; }
 fi
 
+# The report's browser test opens the page in Debian's chromium (driven by playwright-core from npm).
+command -v chromium >/dev/null || apt_install chromium
+
 exec .venv/bin/python -m pytest "$@"
