@@ -22,7 +22,6 @@ LINE_SCHEMA = T.StructType(
         T.StructField("approximate_creation_time", T.StringType()),
         T.StructField("keys", T.StructType([T.StructField("appointment_id", T.StringType())])),
         T.StructField("new_image", T.StringType()),
-        T.StructField("_corrupt_record", T.StringType()),
     ]
 )
 

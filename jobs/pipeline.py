@@ -128,8 +128,15 @@ def _read_lines(spark, files):
     )
 
 
-def _write_table(spark, df, path: str, partition_column: str) -> None:
+def _write_table(spark, df, path: str, partition_column: str) -> int:
+    """Writes one table, one file per partition; returns its row count, observed by the write itself."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    rows = Observation("rows")
+    df = df.observe(rows, F.count(F.lit(1)).alias("rows"))
     df.repartition(partition_column).write.mode("overwrite").partitionBy(partition_column).parquet(path)
+    return rows.get["rows"]
 
 
 def _read_table(spark, path: str, schema):
@@ -238,7 +245,8 @@ def _plan_run(run: _Run) -> bool:
 
 
 def _read_and_parse(run: _Run):
-    """Rule 1 over every new line; the parsed lines stay persisted for compaction and the gate."""
+    """Rule 1 over every new line; the parsed lines stay persisted for compaction and the gate. The
+    pass that fills the cache also counts the lines (duplicates are counted by compaction)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -246,19 +254,16 @@ def _read_and_parse(run: _Run):
 
     parsed = parsing.parse_lines(_read_lines(run.spark, run.to_read)).persist(StorageLevel.MEMORY_AND_DISK)
     with _stage(run.summary, "read_parse"):
-        counts = parsed.agg(
-            F.count(F.lit(1)).alias("lines"),
-            F.count(F.when(F.col("reason").isNull(), True)).alias("valid"),
-            F.countDistinct(F.when(F.col("reason").isNull(), F.col("event_id"))).alias("distinct_events"),
-        ).first()
+        counts = parsed.agg(F.count(F.lit(1)).alias("lines")).first()
         run.summary.files_read = len(run.to_read)
         run.summary.events_read = counts["lines"]
-        run.summary.duplicates = counts["valid"] - counts["distinct_events"]
     return parsed
 
 
 def _compact(run: _Run, parsed):
     """Rules 2-4: the latest change per appointment (with the base state's), written as the new state."""
+    from pyspark.sql import Observation
+
     from jobs import compaction, parsing
 
     spark, output_root = run.spark, run.plan.output_root
@@ -269,7 +274,9 @@ def _compact(run: _Run, parsed):
         if run.base is not None:
             changes = changes.unionByName(_read_table(spark, join(run.base.folder(output_root), "changes"), changes.schema))
             rejects = rejects.unionByName(_read_table(spark, join(run.base.folder(output_root), "rejects"), rejects.schema))
-        compaction.latest_changes(changes).write.parquet(join(state_dir, "changes"))
+        duplicates = Observation("duplicates")
+        compaction.latest_changes(changes, duplicates).write.parquet(join(state_dir, "changes"))
+        run.summary.duplicates = duplicates.get["duplicates"]
         rejects.write.parquet(join(state_dir, "rejects"))
         winners = _read_table(spark, join(state_dir, "changes"), changes.schema)
         line_rejects = _read_table(spark, join(state_dir, "rejects"), rejects.schema)
@@ -277,7 +284,8 @@ def _compact(run: _Run, parsed):
 
 
 def _stage_tables(run: _Run, winners, line_rejects) -> Dict[str, object]:
-    """Rule 5 and the aggregates: every output table written to staging; returns them read back."""
+    """Rule 5 and the aggregates: every output table written to staging (rows counted by the write
+    itself); returns them as lazy reads of the staged Parquet."""
     from pyspark import StorageLevel
 
     from jobs import aggregates, compaction
@@ -298,12 +306,10 @@ def _stage_tables(run: _Run, winners, line_rejects) -> Dict[str, object]:
         for name, df in outputs.items():
             schema, partition_column = TABLES[name]
             path = join(run.staging, name)
-            _write_table(spark, df, path, partition_column)
-            staged[name] = _read_table(spark, path, schema)
-            summary.rows[name] = staged[name].count()
+            summary.rows[name] = _write_table(spark, df, path, partition_column)
             if summary.rows[name] == 0:
                 _write_empty_table(spark, path, schema)
-                staged[name] = _read_table(spark, path, schema)
+            staged[name] = _read_table(spark, path, schema)
         appointments.unpersist()
         checked.unpersist()
         summary.quarantined = summary.rows["quarantine"]
