@@ -18,9 +18,12 @@ from common.errors import UsageError
 COMMAND_MODULES = (
     "advising.sample_data",
     "advising.run",
+    "advising.versions",
     "advising.bundle",
     "advising.emr.cli",
     "advising.backfill",
+    "advising.sink",
+    "advising.reconcile",
     "advising.edge",
     "advising.read_api",
 )

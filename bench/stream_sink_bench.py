@@ -135,8 +135,8 @@ def main() -> int:
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         batch = make_batch(args.records)
         def convert():
-            lines = [records.stream_line(record) for record in batch["Records"]]
-            return [records.encode_lines(group.lines) for group in sink.group_by_date(lines)]
+            lines = [records.convert(record) for record in batch["Records"]]
+            return [records.encode_lines(group.lines) for group in sink.group_by_date(lines, "1970-01-01")]
 
         bodies = convert()
         with contextlib.redirect_stdout(io.StringIO()):  # the handler's per-batch log lines

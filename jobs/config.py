@@ -19,6 +19,9 @@ from common.errors import UsageError
 
 DEFAULT_TIMEZONE = "UTC"
 TIMEZONE_ENV = "ADVISING_TIMEZONE"
+CATALOG_ENV = "ADVISING_CATALOG_DATABASE"
+DEFAULT_KEEP_VERSIONS = 3
+_GLUE_NAME = re.compile(r"[a-z0-9_]{1,255}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -46,6 +49,18 @@ def check_timezone(name: str) -> str:
     return name
 
 
+def check_keep_versions(count: int) -> int:
+    if count < 1:
+        raise UsageError(f"--keep-versions must be at least 1 (the current version is always kept), got {count}")
+    return count
+
+
+def check_catalog_database(name: str) -> str:
+    if not _GLUE_NAME.fullmatch(name):
+        raise UsageError(f"--catalog-database must be a Glue database name (lower-case letters, digits, _), got {name!r}")
+    return name
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one pipeline run needs to know."""
@@ -56,6 +71,9 @@ class RunConfig:
     as_of: Optional[dt.date] = None
     full: bool = False
     skip_quality: bool = False
+    # Glue database whose tables follow every commit (None: no catalog).
+    catalog_database: Optional[str] = None
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
 
     def __post_init__(self) -> None:
         if not self.input:
@@ -63,6 +81,9 @@ class RunConfig:
         if not self.output:
             raise UsageError("--output is required")
         check_timezone(self.timezone)
+        check_keep_versions(self.keep_versions)
+        if self.catalog_database is not None:
+            check_catalog_database(self.catalog_database)
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace, env: Optional[Mapping[str, str]] = None) -> "RunConfig":
@@ -76,6 +97,8 @@ class RunConfig:
             as_of=as_of,
             full=bool(ns.full),
             skip_quality=bool(getattr(ns, "skip_quality", False)),
+            catalog_database=ns.catalog_database if ns.catalog_database is not None else env.get(CATALOG_ENV) or None,
+            keep_versions=ns.keep_versions,
         )
 
     @classmethod
@@ -93,6 +116,10 @@ class RunConfig:
             args.append("--full")
         if self.skip_quality:
             args.append("--skip-quality")
+        if self.catalog_database is not None:
+            args += ["--catalog-database", self.catalog_database]
+        if self.keep_versions != DEFAULT_KEEP_VERSIONS:
+            args += ["--keep-versions", str(self.keep_versions)]
         return args
 
 
@@ -107,6 +134,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--as-of", default=None, metavar="YYYY-MM-DD", help="only read ingest_date folders up to this date")
     parser.add_argument("--full", action="store_true", help="ignore the incremental state and rebuild from the whole log")
+    parser.add_argument(
+        "--catalog-database",
+        default=None,
+        metavar="NAME",
+        help=f"Glue database whose tables follow every commit (default: ${CATALOG_ENV}; none when unset)",
+    )
+    parser.add_argument(
+        "--keep-versions",
+        type=int,
+        default=DEFAULT_KEEP_VERSIONS,
+        metavar="N",
+        help=f"versions kept after a commit, the current one included (default {DEFAULT_KEEP_VERSIONS})",
+    )
     parser.add_argument(
         "--skip-quality",
         action="store_true",

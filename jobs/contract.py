@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
+from common.change_log import UNCONVERTIBLE_FIELD
+
 EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
 STATUSES = ("BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW")
 MIN_DURATION_MINUTES = 5
@@ -22,6 +24,8 @@ LINE_SCHEMA = T.StructType(
         T.StructField("approximate_creation_time", T.StringType()),
         T.StructField("keys", T.StructType([T.StructField("appointment_id", T.StringType())])),
         T.StructField("new_image", T.StringType()),
+        # Present only on a line the sink could not convert (any JSON value, read as its text).
+        T.StructField(UNCONVERTIBLE_FIELD, T.StringType()),
     ]
 )
 

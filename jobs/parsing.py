@@ -9,6 +9,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from common.change_log import UNCONVERTIBLE_FIELD, UNCONVERTIBLE_REASON
 from jobs.contract import EVENT_NAMES, LINE_SCHEMA
 
 # Contract timestamp format: exactly this shape; the calendar check is left to to_timestamp.
@@ -83,6 +84,8 @@ def parse_lines(lines: DataFrame) -> DataFrame:
 
     reason = (
         F.when(not_an_object, F.lit("invalid_json"))
+        # A record the stream sink could not convert, written with the marker so it is never lost (issue 13).
+        .when(j[UNCONVERTIBLE_FIELD].isNotNull(), F.lit(UNCONVERTIBLE_REASON))
         .when(lacks(event_id), F.lit("missing_event_id"))
         .when(lacks(event_name), F.lit("missing_event_name"))
         .when(lacks(seq), F.lit("missing_sequence_number"))

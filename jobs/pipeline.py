@@ -1,4 +1,4 @@
-"""The whole run: plan -> read & parse -> compact -> tables to staging -> quality gate -> publish.
+"""The whole run: plan -> read & parse -> compact -> tables into a new version -> quality gate -> commit -> catalog.
 
 Used by `advising run` (local mode) and by the spark-submit entry (jobs/main.py) on EMR. Reading,
 writing and state live here and in jobs.storage / jobs.state; the rules live in the pure modules
@@ -43,6 +43,8 @@ class RunSummary:
     stage_seconds: Dict[str, float] = field(default_factory=dict)
     published: bool = False
     quality: str = ""
+    catalog: str = ""  # what the catalog update did, when the run has a catalog database
+    catalog_failed: bool = False
 
     def lines(self) -> List[str]:
         out = [
@@ -55,6 +57,8 @@ class RunSummary:
         out.append("  seconds: " + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in self.stage_seconds.items()))
         if self.quality:
             out.append(f"  {self.quality}")
+        if self.catalog and not self.catalog_failed:
+            out.append(f"  {self.catalog}")
         if self.published:
             out.append("  published")
         else:
@@ -172,10 +176,14 @@ class _Run:
     base: object = None  # the state this run extends; None for a full rebuild
     to_read: list = field(default_factory=list)
     state: object = None
+    store: object = None  # jobs.versions.VersionStore of the output
 
     @property
-    def staging(self) -> str:
-        return join(self.plan.output_root, "_staging", self.summary.run_id)
+    def version(self) -> str:
+        """Where this run writes its tables and state (jobs.versions)."""
+        from jobs.versions import version_dir
+
+        return version_dir(self.plan.output_root, self.summary.run_id)
 
     @property
     def report_dir(self) -> str:
@@ -184,25 +192,34 @@ class _Run:
 
 def run_pipeline(spark, config: RunConfig, log=print) -> RunSummary:
     """One run of the pipeline; returns its summary. Raises UsageError for misuse, QualityGateFailed when
-    the gate stops the publish (then nothing is published and the state does not advance)."""
+    the gate stops the publish (then nothing is published and the state does not advance). A catalog update
+    that fails leaves the data committed and is reported in summary.catalog (catalog_failed)."""
+    from jobs.versions import VersionStore
+
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     run = _Run(spark, Storage(spark), config, log, RunSummary(run_id=run_id, mode="full", reason=""))
     with _stage(run.summary, "plan"):
-        if not _plan_run(run):
-            return run.summary
-    parsed = None
-    try:
-        parsed = _read_and_parse(run)
-        winners, line_rejects = _compact(run, parsed)
-        staged = _stage_tables(run, winners, line_rejects)
-        _quality_gate(run, staged, parsed, winners)
-        _publish(run)
-    finally:
-        if parsed is not None:
-            parsed.unpersist()
-        run.storage.delete(run.staging)
-        if not run.summary.published and run.state is not None:
-            run.storage.delete(run.state.folder(run.plan.output_root))
+        run.plan = _plan(run.storage, config)
+    run.store = VersionStore(run.storage, run.plan.output_root, log=log)
+    with run.store.lease(run_id) as lease:
+        run.store.recover()
+        with _stage(run.summary, "plan"):
+            proceed = _plan_run(run)
+        if proceed:
+            parsed = None
+            try:
+                parsed = _read_and_parse(run)
+                winners, line_rejects = _compact(run, parsed)
+                staged = _stage_tables(run, winners, line_rejects)
+                _quality_gate(run, staged, parsed, winners)
+                _publish(run, lease)
+            finally:
+                if parsed is not None:
+                    parsed.unpersist()
+                if not run.summary.published:
+                    run.store.discard(run_id)
+        if config.catalog_database:
+            _update_catalog(run)
     return run.summary
 
 
@@ -210,11 +227,9 @@ def _plan_run(run: _Run) -> bool:
     """List the inputs, check the advisors dimension, decide full / incremental / up-to-date.
     False when the published tables are already current (nothing to do)."""
     from jobs.advisors import capacities, check_unique, read_advisors
-    from jobs.contract import TABLES
     from jobs.state import State, fingerprint, load_state, new_files, why_full_rebuild
 
-    config, storage, summary = run.config, run.storage, run.summary
-    run.plan = plan = _plan(storage, config)
+    config, storage, summary, plan = run.config, run.storage, run.summary, run.plan
     summary.files_ignored = len(plan.ignored)
     if plan.ignored:
         run.log(f"warning: {len(plan.ignored)} file(s) outside the change-log layout were ignored, e.g. {plan.ignored[0].path}")
@@ -227,15 +242,14 @@ def _plan_run(run: _Run) -> bool:
         except Exception as exc:  # a header that is not the contract's, for instance
             raise UsageError(f"cannot read the advisors dimension under {config.input}/advisors: {str(exc).splitlines()[0]}") from None
     # Loaded even for --full: the quality gate compares row counts with the last publish.
-    run.previous = load_state(storage, plan.output_root)
+    run.previous = load_state(run.store)
     rebuild = "--full" if config.full else why_full_rebuild(run.previous, plan.input_root, plan.in_scope, config.as_of)
     run.base = None if rebuild else run.previous
     run.to_read = new_files(run.base, plan.in_scope)
     summary.mode, summary.reason = ("full", rebuild) if rebuild else ("incremental", f"{len(run.to_read)} new file(s)")
     files = {f.path: (f.size, f.modified_ms, f.ingest_date.isoformat()) for f in plan.in_scope}
     inputs_fingerprint = fingerprint(files, config.timezone, plan.advisors) + CONTRACT_VERSION
-    tables_present = all(storage.exists(join(plan.output_root, name)) for name in TABLES)
-    if run.base is not None and not run.to_read and run.base.fingerprint == inputs_fingerprint and tables_present:
+    if run.base is not None and not run.to_read and run.base.fingerprint == inputs_fingerprint:
         summary.mode, summary.reason = "up-to-date", "no new files, same time zone and advisors"
         summary.rows = dict(run.base.table_rows)
         summary.quarantined = summary.rows.get("quarantine", 0)
@@ -284,8 +298,8 @@ def _compact(run: _Run, parsed):
 
 
 def _stage_tables(run: _Run, winners, line_rejects) -> Dict[str, object]:
-    """Rule 5 and the aggregates: every output table written to staging (rows counted by the write
-    itself); returns them as lazy reads of the staged Parquet."""
+    """Rule 5 and the aggregates: every output table written into the run's version (rows counted by the
+    write itself); returns them as lazy reads of the written Parquet."""
     from pyspark import StorageLevel
 
     from jobs import aggregates, compaction
@@ -305,7 +319,7 @@ def _stage_tables(run: _Run, winners, line_rejects) -> Dict[str, object]:
         staged = {}
         for name, df in outputs.items():
             schema, partition_column = TABLES[name]
-            path = join(run.staging, name)
+            path = join(run.version, name)
             summary.rows[name] = _write_table(spark, df, path, partition_column)
             if summary.rows[name] == 0:
                 _write_empty_table(spark, path, schema)
@@ -330,20 +344,47 @@ def _quality_gate(run: _Run, staged, parsed, winners) -> None:
         _run_gate(run.storage, summary, frames, run.previous, run.report_dir)
 
 
-def _publish(run: _Run) -> None:
+def _publish(run: _Run, lease) -> None:
+    """The commit: the run's version (tables and state) becomes current in one step (jobs.versions)."""
     from jobs.contract import TABLES
-    from jobs.state import save_state
 
-    storage, summary, plan, state, previous = run.storage, run.summary, run.plan, run.state, run.previous
+    summary = run.summary
     with _stage(summary, "publish"):
-        for name in TABLES:
-            storage.swap_in(join(run.staging, name), join(plan.output_root, name))
-        state.table_rows = dict(summary.rows)
-        save_state(storage, plan.output_root, state)
+        run.store.commit(
+            summary.run_id,
+            rows=summary.rows,
+            state=run.state.to_doc(),
+            tables={name: column for name, (_, column) in TABLES.items()},
+            keep=run.config.keep_versions,
+            lease=lease,
+        )
         summary.published = True
-        if previous is not None and previous.run_id != state.run_id:
-            storage.delete(previous.folder(plan.output_root))
-        storage.write_text(join(run.report_dir, "manifest.json"), _manifest(run.config, plan, summary))
+        run.storage.write_text(join(run.report_dir, "manifest.json"), _manifest(run.config, run.plan, summary))
+
+
+def _update_catalog(run: _Run) -> None:
+    """Point the Glue tables at the current version; every run does it, so a failed update is repaired by the
+    next one. The data stays committed whatever happens here."""
+    import boto3
+
+    from jobs.contract import TABLES
+    from jobs.versions import sync_catalog
+
+    version, database, summary = run.store.current(), run.config.catalog_database, run.summary
+    if version is None:
+        return
+    with _stage(summary, "catalog"):
+        try:
+            changed = sync_catalog(boto3.client("glue"), database, run.plan.output_root, version, TABLES)
+        except Exception as exc:  # boto3's errors, a missing region or credentials: all end the same way
+            summary.catalog_failed = True
+            summary.catalog = (
+                f"version {version.run_id} is committed, but the Glue tables in {database} were not updated: "
+                f"{' '.join(str(exc).split())}; the next run (or `advising rollback --to {version.run_id} "
+                f"--catalog-database {database}`) repairs them"
+            )
+            return
+    summary.catalog = f"catalog {database}: {len(changed)} of {len(TABLES)} tables switched to version {version.run_id}"
 
 
 def _run_gate(storage, summary, frames, previous, report_dir) -> None:
@@ -381,7 +422,8 @@ def _manifest(config: RunConfig, plan: _Plan, summary: RunSummary) -> str:
 
 
 def execute(config: RunConfig, master: Optional[str] = None) -> int:
-    """Run once and print the summary; exit status 0, 1 when the quality gate stopped the publish.
+    """Run once and print the summary; exit status 0, 1 when the quality gate stopped the publish or the
+    catalog could not follow a commit (the data is committed then; the next run repairs the catalog).
     UsageError propagates to the caller, which prints it as one line."""
     from jobs.session import get_session
 
@@ -392,6 +434,9 @@ def execute(config: RunConfig, master: Optional[str] = None) -> int:
         print(f"error: quality gate failed, nothing published: {exc}", file=sys.stderr)
         return 1
     print("\n".join(summary.lines()))
+    if summary.catalog_failed:
+        print(f"error: {summary.catalog}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,10 +1,10 @@
-"""Incremental compaction state, kept under {output}/_state/ (private to the pipeline).
+"""Incremental compaction state, kept inside each version (private to the pipeline).
 
 A state holds the winning change per appointment (tombstones included), the quarantined lines of every
 file read, and the list of files read (path, size, modification time). The next run reads only files
-not in that list. The state advances only when a run publishes, so a failed or interrupted run is simply
-redone. Layout: _state/CURRENT names the live state folder _state/<run_id>/ (changes/, rejects/,
-manifest.json).
+not in that list. The state lives in its run's version folder (_versions/<run_id>/_state/changes/ and
+rejects/, its manifest inside _version.json), so it becomes current with the tables in the same commit
+(jobs.versions) and never runs ahead of or behind them; a failed or interrupted run is simply redone.
 """
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from jobs.storage import FileInfo, Storage, join
-
-STATE_FORMAT = 1
+from jobs.storage import FileInfo, join
+from jobs.versions import STATE, VersionStore, version_dir
 
 
 @dataclass
@@ -41,45 +40,30 @@ class State:
     fingerprint: str = ""
 
     def folder(self, output_root: str) -> str:
-        return join(output_root, "_state", self.run_id)
+        return join(version_dir(output_root, self.run_id), STATE)
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "format": STATE_FORMAT,
-                "run_id": self.run_id,
-                "input_root": self.input_root,
-                "files": {path: list(sig) for path, sig in sorted(self.files.items())},
-                "table_rows": self.table_rows,
-                "fingerprint": self.fingerprint,
-            },
-            indent=1,
-        )
+    def to_doc(self) -> dict:
+        """The state's manifest, kept in its version's _version.json (the row counts are the version's)."""
+        return {
+            "input_root": self.input_root,
+            "files": {path: list(sig) for path, sig in sorted(self.files.items())},
+            "fingerprint": self.fingerprint,
+        }
 
 
-def load_state(storage: Storage, output_root: str) -> Optional[State]:
-    current = storage.read_text(join(output_root, "_state", "CURRENT"))
-    if not current:
+def load_state(store: VersionStore) -> Optional[State]:
+    """The state of the current version, or None before the first commit."""
+    version = store.current()
+    if version is None:
         return None
-    text = storage.read_text(join(output_root, "_state", current.strip(), "manifest.json"))
-    if text is None:
-        return None
-    doc = json.loads(text)
-    if doc.get("format") != STATE_FORMAT:
-        return None
+    doc = version.state
     return State(
-        run_id=doc["run_id"],
+        run_id=version.run_id,
         input_root=doc["input_root"],
         files={path: (sig[0], sig[1], sig[2]) for path, sig in doc["files"].items()},
-        table_rows=doc.get("table_rows", {}),
+        table_rows=dict(version.rows),
         fingerprint=doc.get("fingerprint", ""),
     )
-
-
-def save_state(storage: Storage, output_root: str, state: State) -> None:
-    """Write the manifest, then point CURRENT at it (the commit point), then drop older states."""
-    storage.write_text(join(state.folder(output_root), "manifest.json"), state.to_json())
-    storage.write_text(join(output_root, "_state", "CURRENT"), state.run_id)
 
 
 def why_full_rebuild(state: Optional[State], input_root: str, in_scope: List[ChangeLogFile], as_of: Optional[dt.date]) -> Optional[str]:

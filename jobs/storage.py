@@ -1,11 +1,10 @@
-"""Files: listing the change log, small JSON documents, and atomic publishing of table folders.
+"""Files: listing the change log, small JSON documents, folders and links, for jobs.versions and the pipeline.
 
-Goes through Hadoop's FileSystem API, so the same code serves local paths, file:// and (on EMR, via
-EMRFS) s3://. Everything that touches storage lives here; the transformations never do.
+Local paths use `os`; everything else goes through Hadoop's FileSystem API, so the same calls serve file://
+and (on EMR, via EMRFS) s3://. Everything that touches storage lives here; the transformations never do.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import shutil
@@ -46,22 +45,71 @@ class FileInfo:
     modified_ms: int
 
 
-class Storage:
-    """Hadoop FileSystem access through the SparkSession's JVM."""
+FORCE_HADOOP_ENV = "ADVISING_STORAGE"  # "hadoop": local paths too go through Hadoop's FileSystem API
+
+
+def _visible(name: str) -> bool:
+    """Readers of a table folder skip `_` and `.` names (Spark's and Hadoop's convention)."""
+    return not name.startswith(("_", "."))
+
+
+class _LocalFiles:
+    """Plain `os` calls on local paths (plain or file://)."""
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(local_path(path))
+
+    def is_dir(self, path: str) -> bool:
+        return os.path.isdir(local_path(path))
+
+    def children(self, path: str) -> List[str]:
+        folder = local_path(path)
+        return sorted(n for n in os.listdir(folder) if not n.startswith(".")) if os.path.isdir(folder) else []
+
+    def data_files(self, root: str) -> List[str]:
+        found, top = [], local_path(root)
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if _visible(d)]
+            found.extend(os.path.relpath(os.path.join(folder, f), top) for f in files if _visible(f))
+        return found
+
+    def read_text(self, path: str) -> Optional[str]:
+        try:
+            with open(local_path(path), encoding="utf-8") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+
+    def write_text(self, path: str, text: str) -> None:
+        local = local_path(path)
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        tmp = f"{local}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, local)
+
+    def delete(self, path: str) -> None:
+        local = local_path(path)
+        if os.path.islink(local) or os.path.isfile(local):
+            os.unlink(local)
+        else:
+            shutil.rmtree(local, ignore_errors=True)
+
+
+class _HadoopFiles:
+    """Hadoop's FileSystem API through the SparkSession's JVM: EMRFS for s3:// on a cluster."""
 
     def __init__(self, spark):
         self._spark = spark
-        self._jvm = spark._jvm
-        self._conf = spark._jsc.hadoopConfiguration()
 
     def _path(self, path: str):
-        return self._jvm.org.apache.hadoop.fs.Path(path)
+        return self._spark._jvm.org.apache.hadoop.fs.Path(path)
 
-    def _fs(self, path: str):
+    def fs(self, path: str):
         from py4j.protocol import Py4JJavaError
 
         try:
-            return self._path(path).getFileSystem(self._conf)
+            return self._path(path).getFileSystem(self._spark._jsc.hadoopConfiguration())
         except Py4JJavaError as exc:
             if "UnsupportedFileSystemException" in str(exc.java_exception.getClass().getName()):
                 scheme = urlparse(path).scheme
@@ -72,22 +120,27 @@ class Storage:
             raise
 
     def exists(self, path: str) -> bool:
-        return bool(self._fs(path).exists(self._path(path)))
+        return bool(self.fs(path).exists(self._path(path)))
 
     def is_dir(self, path: str) -> bool:
-        fs = self._fs(path)
-        p = self._path(path)
+        fs, p = self.fs(path), self._path(path)
         return bool(fs.exists(p) and fs.getFileStatus(p).isDirectory())
 
-    def list_files(self, root: str) -> List[FileInfo]:
-        """Every file below root (recursively, hidden `_`/`.` names skipped), with its user-facing path and URI.
+    def children(self, path: str) -> List[str]:
+        fs, p = self.fs(path), self._path(path)
+        if not fs.exists(p):
+            return []
+        return sorted(n for n in (s.getPath().getName() for s in fs.listStatus(p)) if not n.startswith("."))
 
-        Spark lists them in the JVM (the binaryFile source, whose content column is never read): one
-        round trip, where walking Hadoop's iterator from Python costs several per file.
-        """
+    def data_files(self, root: str) -> List[str]:
+        return [info.path[len(root.rstrip("/")) + 1:] for info in self.list_files(root)]
+
+    def list_files(self, root: str) -> List["FileInfo"]:
+        """Spark lists them in the JVM (the binaryFile source, whose content column is never read): one round
+        trip, where walking Hadoop's iterator from Python costs several per file."""
         from pyspark.sql import functions as F
 
-        fs = self._fs(root)
+        fs = self.fs(root)
         base = unquote(fs.makeQualified(self._path(root)).toString().rstrip("/"))
         listing = (
             self._spark.read.format("binaryFile")
@@ -102,13 +155,13 @@ class Storage:
         ]
 
     def read_text(self, path: str) -> Optional[str]:
-        fs = self._fs(path)
-        p = self._path(path)
+        fs, p = self.fs(path), self._path(path)
         if not fs.exists(p):
             return None
         stream = fs.open(p)
         try:
-            reader = self._jvm.java.io.BufferedReader(self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+            jvm = self._spark._jvm
+            reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
             lines = []
             line = reader.readLine()
             while line is not None:
@@ -119,62 +172,139 @@ class Storage:
             stream.close()
 
     def write_text(self, path: str, text: str) -> None:
-        """Replace a small document; local files are swapped in atomically (write, then rename)."""
-        local = local_path(path)
-        if local is not None:
-            os.makedirs(os.path.dirname(local), exist_ok=True)
-            tmp = f"{local}.tmp-{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, local)
-            return
-        stream = self._fs(path).create(self._path(path), True)
+        # On an object store the object appears whole when the stream closes (a PUT is atomic).
+        stream = self.fs(path).create(self._path(path), True)
         try:
             stream.write(bytearray(text.encode("utf-8")))
         finally:
             stream.close()
 
     def delete(self, path: str) -> None:
+        self.fs(path).delete(self._path(path), True)
+
+
+class _S3Files:
+    """boto3 on s3:// where no Spark runs (`advising versions` / `rollback` from a workstation); boto3 honours
+    AWS_ENDPOINT_URL, so the tests talk to moto in server mode."""
+
+    def __init__(self):
+        import boto3
+
+        self._s3 = boto3.client("s3")
+
+    @staticmethod
+    def _split(path: str):
+        parsed = urlparse(path)
+        return parsed.netloc, parsed.path.lstrip("/")
+
+    def _keys(self, path: str):
+        bucket, key = self._split(path)
+        prefix = key.rstrip("/") + "/"
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"][len(prefix):]
+
+    def exists(self, path: str) -> bool:
+        return self.read_text(path) is not None or self.is_dir(path)
+
+    def is_dir(self, path: str) -> bool:
+        return next(iter(self._keys(path)), None) is not None
+
+    def children(self, path: str) -> List[str]:
+        return sorted({key.split("/")[0] for key in self._keys(path) if not key.startswith(".")})
+
+    def data_files(self, root: str) -> List[str]:
+        return [key for key in self._keys(root) if all(_visible(part) for part in key.split("/"))]
+
+    def read_text(self, path: str) -> Optional[str]:
+        bucket, key = self._split(path)
+        try:
+            return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        except self._s3.exceptions.NoSuchKey:
+            return None
+
+    def write_text(self, path: str, text: str) -> None:
+        bucket, key = self._split(path)
+        self._s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+
+    def delete(self, path: str) -> None:
+        bucket, key = self._split(path)
+        keys = [f"{key}/{k}" for k in self._keys(path)] or [key]
+        for start in range(0, len(keys), 1000):
+            self._s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
+
+
+class Storage:
+    """File access for the pipeline and its versions, one interface over three backends: `os` for local
+    paths; Hadoop's FileSystem API (through the SparkSession's JVM) for everything else when Spark runs,
+    which is what EMRFS serves for s3:// on a cluster; boto3 for s3:// when no Spark runs.
+
+    `ADVISING_STORAGE=hadoop` sends local paths through Hadoop too, so the suite runs the EMR code path
+    (listing, writing, the commit and the cleanup) on local `file:` paths.
+    """
+
+    def __init__(self, spark=None, environ=None):
+        self._spark = spark
+        self.hadoop_only = (os.environ if environ is None else environ).get(FORCE_HADOOP_ENV, "") == "hadoop"
+        self._local = _LocalFiles()
+        self._hadoop = _HadoopFiles(spark) if spark is not None else None
+        self._s3: Optional[_S3Files] = None
+
+    def _files(self, path: str):
+        if not self.hadoop_only and local_path(path) is not None:
+            return self._local
+        if self._hadoop is not None:
+            return self._hadoop
+        if urlparse(path).scheme == "s3":
+            self._s3 = self._s3 or _S3Files()
+            return self._s3
+        raise UsageError(f"{path}: this command reads such paths through Spark; run it where Spark can reach them")
+
+    def exists(self, path: str) -> bool:
+        return self._files(path).exists(path)
+
+    def is_dir(self, path: str) -> bool:
+        return self._files(path).is_dir(path)
+
+    def children(self, path: str) -> List[str]:
+        """Names directly under a folder (hidden `.` names skipped), sorted; empty when it does not exist."""
+        return self._files(path).children(path)
+
+    def data_files(self, root: str) -> List[str]:
+        """Paths relative to root of the files a reader of the table folder sees (no `_`/`.` names), sorted."""
+        return sorted(self._files(root).data_files(root))
+
+    def list_files(self, root: str) -> List[FileInfo]:
+        """Every file below root (recursively, hidden `_`/`.` names skipped), with its user-facing path and URI."""
+        return _HadoopFiles(self._spark).list_files(root)
+
+    def read_text(self, path: str) -> Optional[str]:
+        return self._files(path).read_text(path)
+
+    def write_text(self, path: str, text: str) -> None:
+        """Replace a small document as one step a reader cannot see half of: locally write then rename; on an
+        object store a PUT is atomic by itself."""
+        self._files(path).write_text(path, text)
+
+    def delete(self, path: str) -> None:
+        self._files(path).delete(path)
+
+    def link(self, path: str, target: str) -> bool:
+        """Point the symlink `path` at `target` (relative to its folder) in one atomic step; a real folder in the
+        way (an output written before versions existed) is moved aside first. False off local disk (object
+        stores have no links): readers there go through the version pointer instead."""
         local = local_path(path)
-        if local is not None:
-            shutil.rmtree(local, ignore_errors=True)
-        else:
-            self._fs(path).delete(self._path(path), True)
-
-    def swap_in(self, staged: str, target: str) -> None:
-        """Make `staged` the content of `target` as one step a reader cannot see half of.
-
-        Locally: an atomic exchange of the two directories (Linux renameat2), then the old one is removed.
-        Elsewhere: delete then rename. On HDFS the rename is atomic; on S3 it is a copy, so readers can see a
-        gap during the swap (docs/data-contract.md, "Publishing").
-        """
-        local_staged, local_target = local_path(staged), local_path(target)
-        if local_staged is not None and local_target is not None:
-            if os.path.exists(local_target) and _exchange(local_staged, local_target):
-                shutil.rmtree(local_staged)
-                return
-            if os.path.exists(local_target):
-                shutil.rmtree(local_target)
-            os.rename(local_staged, local_target)
-            return
-        fs = self._fs(target)
-        if fs.exists(self._path(target)):
-            fs.delete(self._path(target), True)
-        if not fs.rename(self._path(staged), self._path(target)):
-            raise RuntimeError(f"could not rename {staged} to {target}")
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a: str, b: str) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    return result == 0
+        if local is None:
+            return False
+        if os.path.islink(local) and os.readlink(local) == target:
+            return True
+        if os.path.isdir(local) and not os.path.islink(local):
+            aside = f"{local}.before-versions-{os.getpid()}"
+            os.rename(local, aside)
+            shutil.rmtree(aside)
+        tmp = f"{local}.link-{os.getpid()}"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(target, tmp)
+        os.replace(tmp, local)
+        return True

@@ -12,6 +12,7 @@ import sys
 from urllib.parse import urlparse
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -20,6 +21,39 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after pytest has
 # closed the stream a plugin attached to the root logger: keep it quiet instead of printing a traceback.
 logging.getLogger("py4j").setLevel(logging.WARNING)
+
+# Hypothesis profiles (issue 16). CI draws the same cases on every run, so a landing is never blocked by a
+# case no one has seen; local runs keep exploring, and a failure they find becomes an @example. Property
+# tests set no max_examples, derandomize or database of their own, so the profile governs every one of
+# them (tests/test_hypothesis_profiles.py checks that).
+hypothesis_settings.register_profile("dev", max_examples=200, deadline=None)
+hypothesis_settings.register_profile("ci", max_examples=500, deadline=None, derandomize=True, database=None, print_blob=True)
+
+
+def hypothesis_profile_name(env: dict) -> str:
+    """HYPOTHESIS_PROFILE when given, else `ci` under CI=true (what CI services and .ci/run set), else `dev`."""
+    if env.get("HYPOTHESIS_PROFILE"):
+        return env["HYPOTHESIS_PROFILE"]
+    return "ci" if env.get("CI", "").lower() in ("true", "1", "yes") else "dev"
+
+
+PROFILE_KEY = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    # Before collection: a test module's @settings inherits from the profile loaded when it is imported.
+    name = config.getoption("hypothesis_profile", None) or hypothesis_profile_name(os.environ)
+    hypothesis_settings.load_profile(name)
+    config.stash[PROFILE_KEY] = name
+
+
+def pytest_report_header(config):
+    current = hypothesis_settings.default
+    return (
+        f"hypothesis: profile {config.stash[PROFILE_KEY]}, derandomize={current.derandomize}, "
+        f"max_examples={current.max_examples}, database={'none' if current.database is None else 'local'}"
+    )
+
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from jobs.config import check_timezone, parse_date
+from jobs.config import DEFAULT_KEEP_VERSIONS, check_catalog_database, check_keep_versions, check_timezone, parse_date
 from common.errors import UsageError
 
 CONFIG_ENV = "ADVISING_EMR_CONFIG"
@@ -38,6 +38,9 @@ class EmrSettings:
     input_root: str = "s3://advising-data/changelog"
     output_root: str = "s3://advising-data/tables"
     campus_timezone: str = "UTC"
+    # Glue database whose tables follow every commit (infra/emr.yaml output GlueDatabase); empty: no catalog.
+    catalog_database: str = "advising"
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
     # Cluster.
     release_label: str = "emr-7.9.0"
     log_uri: str = "s3://advising-emr-logs/emr/"
@@ -75,6 +78,9 @@ class EmrSettings:
         if not self.log_uri.startswith("s3://"):
             raise UsageError(f"EMR setting log_uri must be an s3:// URI, got {self.log_uri!r}")
         check_timezone(self.campus_timezone)
+        check_keep_versions(self.keep_versions)
+        if self.catalog_database:
+            check_catalog_database(self.catalog_database)
         parse_date(self.dag_start_date, "EMR setting dag_start_date")
 
     @property

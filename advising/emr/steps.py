@@ -149,6 +149,8 @@ def run_steps(settings, version: str, run_date: dt.date, target: str, full: bool
         as_of=run_date,
         full=full,
         skip_quality=skip_quality,
+        catalog_database=settings.catalog_database or None,
+        keep_versions=settings.keep_versions,
     )
     return pipeline_steps(config, artifacts_for(settings.artifact_root, version), target, settings.spark_conf)
 

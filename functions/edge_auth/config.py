@@ -23,6 +23,7 @@ _CLIENT_ID = re.compile(r"[A-Za-z0-9]{1,128}")
 # RFC 6265 cookie-name: an RFC 7230 token.
 _COOKIE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
 _GROUP = re.compile(r"[\w+=,.@-]{1,128}")
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _KNOWN_FIELDS = {
     "region", "user_pool_id", "app_client_id", "token_use", "group_rules", "cookie_name", "leeway_seconds", "jwks"
 }
@@ -119,6 +120,17 @@ def _group_rules(raw: Any) -> tuple[tuple[str, str], ...]:
     for prefix, group in raw.items():
         if not (isinstance(prefix, str) and prefix.startswith("/")):
             raise ConfigError(f"group_rules prefix {prefix!r} must start with '/'")
+        # Rules are matched on the decoded path, and paths with dot segments are refused before matching
+        # (handler.canonical_path): a rule spelled with either could never match, so it would protect nothing.
+        if _PERCENT_ESCAPE.search(prefix):
+            raise ConfigError(
+                f"group_rules prefix {prefix!r} contains a %-escape; write the decoded path (rules match decoded paths)"
+            )
+        if any(segment in (".", "..") for segment in prefix.split("/")):
+            raise ConfigError(
+                f"group_rules prefix {prefix!r} contains a '.' or '..' segment; write the path without dot segments "
+                "(such paths are refused, so the rule could never match)"
+            )
         if not (isinstance(group, str) and _GROUP.fullmatch(group)):
             raise ConfigError(f"group_rules[{prefix!r}] must be a Cognito group name, not {group!r}")
         rules.append((prefix, group))

@@ -152,6 +152,9 @@ def decode_verified(token: str, keys: Mapping[str, RsaPublicKey]) -> dict[str, A
         raise InvalidToken("not_compact_jws")
     header_segment, payload_segment, signature_segment = parts
     header = parse_json_object(b64url_decode(header_segment))
+    # Decoded (and so checked to be base64url, hence ASCII) before anything else touches it: the signing
+    # input is encoded as ASCII, and a non-ASCII payload must be an invalid token, not an exception.
+    payload = b64url_decode(payload_segment)
     # The algorithm is fixed by us, not chosen by the token: this is what stops "none" and
     # HS256-with-the-public-key before any key is looked at.
     if header.get("alg") != "RS256":
@@ -163,7 +166,7 @@ def decode_verified(token: str, keys: Mapping[str, RsaPublicKey]) -> dict[str, A
         raise InvalidToken("unknown_kid")
     if not _signature_valid(keys[kid], f"{header_segment}.{payload_segment}", signature_segment):
         raise InvalidToken("bad_signature")
-    return parse_json_object(b64url_decode(payload_segment))
+    return parse_json_object(payload)
 
 
 @functools.lru_cache(maxsize=VERIFIED_CACHE_SIZE)

@@ -142,12 +142,18 @@ def read_manifest(export: Location) -> ExportManifest:
 
 
 def synthetic_lines(items: Iterator[str], manifest: ExportManifest, data_file: str) -> Iterator[dict]:
-    """One INSERT line per exported item (`{"Item": {...}}` per line), in file order."""
+    """One INSERT line per exported item (`{"Item": {...}}` per line), in file order. An item that cannot
+    be converted becomes an unconvertible line (quarantined by the pipeline), like a stream record."""
     created = records.format_timestamp(manifest.export_time)
     for number, text in enumerate(items, start=1):
         if not text.strip():
             continue
-        item = records.from_dynamodb_json(json.loads(text)["Item"])
+        try:
+            exported = json.loads(text)
+            item = records.image(exported["Item"], "Item")
+        except (ValueError, KeyError, TypeError) as exc:
+            yield _unconvertible_item(text, exc, manifest, data_file, number)
+            continue
         key = item.get(records.KEY_ATTRIBUTE)
         if not isinstance(key, str) or not key:
             raise UsageError(
@@ -163,6 +169,20 @@ def synthetic_lines(items: Iterator[str], manifest: ExportManifest, data_file: s
             "new_image": item,
             "old_image": None,
         }
+
+
+def _unconvertible_item(text: str, error: Exception, manifest: ExportManifest, data_file: str, number: int) -> dict:
+    """The quarantined stand-in for an export line that is not a convertible item: named by file and line
+    (its key may be unreadable), carrying the line itself."""
+    record = {"eventID": f"backfill-{manifest.export_id}-{Path(data_file).name}-{number}", "exportLine": text.rstrip("\n")}
+    try:  # the key, when it is readable, lets the analyst find the appointment in quarantine
+        record["dynamodb"] = {"Keys": {records.KEY_ATTRIBUTE: json.loads(text)["Item"][records.KEY_ATTRIBUTE]}}
+    except (ValueError, KeyError, TypeError):
+        pass
+    line = records.unconvertible_line(record, error)
+    line.update(sequence_number=manifest.sequence_number, approximate_creation_time=records.format_timestamp(manifest.export_time),
+                table=manifest.table, event_name="INSERT")
+    return line
 
 
 @dataclass(frozen=True)

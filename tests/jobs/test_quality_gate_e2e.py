@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def published_files(output: Path) -> dict:
-    """sha256 of every file of every published table (not `_state`, `_runs`, `_staging`)."""
+    """sha256 of every file of every published table (not the private `_` names: `_versions`, `_runs`, ...)."""
     hashes = {}
     for table in sorted(p for p in output.iterdir() if not p.name.startswith("_")):
         for path in sorted(p for p in table.rglob("*") if p.is_file()):

@@ -54,7 +54,7 @@ KEYS = {
     # Quarantine rows have no natural key: everything but the reason, compared as a multiset.
     "quarantine": ("ingest_date", "source_file", "appointment_id", "record"),
 }
-NAMED_REASONS = frozenset({"invalid_json", "unknown_event_name", "bad_status"})
+NAMED_REASONS = frozenset({"invalid_json", "unknown_event_name", "bad_status", "unconvertible_record"})
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 REL_TOL, ABS_TOL = 1e-9, 1e-12
 SHOW = 5

@@ -205,6 +205,9 @@ def check_line(line: SourceLine) -> tuple[Optional[Change], Optional[dict]]:
     def reject(reason: str):
         return None, _quarantine_row(line, reason, line.raw, known_id)
 
+    # A line the sink wrote for a record it could not convert: quarantined whole, whatever else it holds.
+    if obj.get("unconvertible") is not None:
+        return reject("unconvertible_record")
     for field in ("event_id", "event_name", "sequence_number", "approximate_creation_time"):
         if obj.get(field) is None or obj.get(field) == "":
             return reject(f"missing_{field}")

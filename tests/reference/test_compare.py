@@ -58,7 +58,7 @@ def log(tmp_path):
 def test_round_trip_agrees_and_tolerates_uri_paths(tmp_path, log):
     reference = compute_tables(log, "America/Chicago")
     publish(str(tmp_path / "out"), reference, as_uri=True)
-    os.makedirs(tmp_path / "out" / "_state")  # private folders are ignored
+    os.makedirs(tmp_path / "out" / "_versions")  # private folders are ignored
     published = assert_matches_reference(reference, str(tmp_path / "out"), log, "round trip")
     assert [r["date"].day for r in published["booking_trends_daily"]] == [1, 2, 3]  # 4 March 00:00Z is 3 March in Chicago
 

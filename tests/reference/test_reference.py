@@ -501,3 +501,16 @@ def test_every_table_has_exactly_the_contract_columns(tmp_path):
     write_log(str(tmp_path), D1, "x.jsonl.gz", [change("e-1", "a-1", seq(1)), "{bad"])
     for name, rows in compute_tables(str(tmp_path)).items():
         assert rows and all(tuple(row) == TABLE_COLUMNS[name] for row in rows), name
+
+
+def test_a_line_marked_unconvertible_is_quarantined_whole_with_its_own_reason(tmp_path):
+    # GIVEN a sink line for a record it could not convert, once with every field valid and once with none
+    marked = change("e-1", "a-bad-type", seq(2), unconvertible={"error": "unknown DynamoDB type 'X'", "stream_record": {}})
+    bare = {"event_id": None, "keys": None, "unconvertible": {"error": "no keys", "stream_record": {}}}
+    write_log(str(tmp_path), D1, "a.jsonl.gz", [change("e-0", "a-bad-type", seq(1)), marked, bare])
+    # WHEN the reference computes the tables
+    tables = compute_tables(str(tmp_path))
+    # THEN both lines are quarantined as unconvertible_record, and the earlier valid change stands
+    got = sorted((row["appointment_id"] or "", row["reason"]) for row in tables["quarantine"])
+    assert got == [("", "unconvertible_record"), ("a-bad-type", "unconvertible_record")]
+    assert ids(tables["appointments"]) == ["a-bad-type"]

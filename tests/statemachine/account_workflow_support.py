@@ -1,7 +1,10 @@
 """Paths and the DefinitionSubstitutions renderer shared by the account workflow tests."""
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -17,3 +20,11 @@ def render_definition(text: str, substitutions: dict[str, str]) -> str:
         return substitutions[match.group(1)]
 
     return PLACEHOLDER.sub(fill, text)
+
+
+def python_tool(name: str) -> str:
+    """A console script of this environment: next to sys.executable, else on PATH; fails the test if absent."""
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    found = shutil.which(name, path=search)
+    assert found, f"{name} is neither next to {sys.executable} nor on PATH: install the dev extras (make setup)"
+    return found

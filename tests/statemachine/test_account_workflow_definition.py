@@ -7,6 +7,7 @@ every Task; cfn-lint checks the CloudFormation template that deploys it.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -14,10 +15,10 @@ from cfnlint.decode import decode
 
 from functions.account_validation.handler import InvalidAccountForm
 
-from account_workflow_support import DEFINITION_PATH, PLACEHOLDER, REPO, TEMPLATE_PATH
+from account_workflow_support import DEFINITION_PATH, PLACEHOLDER, REPO, TEMPLATE_PATH, python_tool
 
+# npm installs the validator into the repository (package.json), whichever Python environment runs the tests.
 ASL_VALIDATOR = REPO / "node_modules" / ".bin" / "asl-validator"
-CFN_LINT = REPO / ".venv" / "bin" / "cfn-lint"
 
 # Per service: the throttling and transient service errors every Task of that service must retry.
 TRANSIENT_ERRORS = {
@@ -156,7 +157,10 @@ def test_placeholders_are_exactly_the_templates_substitutions():
 
 
 def test_template_passes_cfn_lint():
-    result = subprocess.run([str(CFN_LINT), str(TEMPLATE_PATH)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [python_tool("cfn-lint"), "--append-rules", str(REPO / "infra" / "rules"), "--", str(TEMPLATE_PATH)],
+        capture_output=True, text=True, timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -196,3 +200,60 @@ def test_state_machine_role_may_only_call_its_three_resources():
             assert all(action.startswith(("logs:", "xray:")) for action in statement["Action"]), statement
             assert not any(action.startswith("logs:") and action.endswith(("PutLogEvents", "CreateLogStream"))
                            for action in statement["Action"]), statement
+
+
+def _request_template() -> str:
+    integration = _template()["Resources"]["PostAccountMethod"]["Properties"]["Integration"]
+    return integration["RequestTemplates"]["application/json"]["Fn::Sub"]
+
+
+def test_posting_the_form_needs_the_students_cognito_id_token():
+    # Issue 15: the endpoint was public, so anyone could claim any student.
+    resources = _template()["Resources"]
+    method = resources["PostAccountMethod"]["Properties"]
+    assert method["AuthorizationType"] == "COGNITO_USER_POOLS"
+    assert method["AuthorizerId"] == {"Ref": "StudentAuthorizer"}
+    # No scopes: API Gateway then requires the ID token, the one that carries the e-mail and student id claims.
+    assert "AuthorizationScopes" not in method
+    authorizer = resources["StudentAuthorizer"]["Properties"]
+    assert authorizer["Type"] == "COGNITO_USER_POOLS"
+    assert authorizer["ProviderARNs"] == [{"Ref": "StudentUserPoolArn"}]
+    assert authorizer["IdentitySource"] == "method.request.header.Authorization"
+    assert authorizer["RestApiId"] == {"Ref": "AccountsApi"}
+
+
+def test_the_execution_takes_student_id_and_email_from_the_token_claims_and_only_names_from_the_body():
+    template = _request_template()
+    claims = {
+        name: re.search(rf"#set\(\${name} = (.*)\)$", template, re.MULTILINE).group(1)
+        for name in ("studentId", "email", "emailVerified")
+    }
+    assert "$claims['${StudentIdClaim}']" in claims["studentId"]
+    assert "$claims['email']" in claims["email"]
+    assert "$claims['email_verified']" in claims["emailVerified"]
+    assert "#set($claims = $context.authorizer.claims)" in template
+    # Each claim is escaped twice (a JSON string inside the input string), so no claim can inject JSON.
+    assert all(value.count("$util.escapeJavaScript(") == 2 for value in claims.values())
+    input_line = next(line for line in template.splitlines() if line.strip().startswith('"input":'))
+    assert input_line.strip().startswith(
+        '"input": "{\\"identity\\": {\\"student_id\\": \\"$!studentId\\", \\"email\\": \\"$!email\\", '
+        '\\"email_verified\\": \\"$!emailVerified\\"}, \\"form\\": $util.escapeJavaScript($input.json(\'$\'))'
+    )
+    # The body is read once, as the form: nothing of it can reach the identity.
+    assert template.count("$input") == 1
+
+
+def test_each_client_is_throttled_by_a_waf_rate_rule_on_the_stage():
+    resources = _template()["Resources"]
+    acl = resources["AccountsWebAcl"]["Properties"]
+    assert acl["Scope"] == "REGIONAL" and acl["DefaultAction"] == {"Allow": {}}
+    [rule] = acl["Rules"]
+    assert rule["Action"] == {"Block": {}}
+    rate = rule["Statement"]["RateBasedStatement"]
+    assert rate["AggregateKeyType"] == "IP"
+    assert rate["Limit"] == {"Ref": "ClientRequestsPerFiveMinutes"}
+    association = resources["AccountsWebAclAssociation"]["Properties"]
+    assert association["WebACLArn"] == {"Fn::GetAtt": ["AccountsWebAcl", "Arn"]}
+    assert association["ResourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/${AccountsApi}/stages/${ApiStage}"
+    }

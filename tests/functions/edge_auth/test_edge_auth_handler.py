@@ -149,6 +149,10 @@ REJECTED_TOKENS = {
     "padded_base64": lambda t, k, now: bearer(t.id_token() + "=="),
     "header_not_json": lambda t, k, now: bearer("bm90IGpzb24.e30.AAAA"),
     "header_is_a_json_array": lambda t, k, now: bearer("WyJSUzI1NiJd.e30.AAAA"),
+    # Issue 15: a non-ASCII payload segment once escaped the verifier as UnicodeEncodeError (an ERROR line).
+    "payload_not_ascii": lambda t, k, now: bearer(
+        ".".join([t.id_token().split(".")[0], "ZXlK\u00e9", t.id_token().split(".")[2]])
+    ),
     "oversized_but_validly_signed": lambda t, k, now: bearer(t.id_token(padding="x" * 9000)),
     "basic_scheme": lambda t, k, now: "Basic YW5hbHlzdDpodW50ZXIy",
     "bearer_without_token": lambda t, k, now: "Bearer ",
@@ -157,12 +161,15 @@ REJECTED_TOKENS = {
 
 
 @pytest.mark.parametrize("case", sorted(REJECTED_TOKENS))
-def test_rejected_tokens_get_401(case, edge_config, tokens, stranger_key, viewer_request, now):
+def test_rejected_tokens_get_401(case, edge_config, tokens, stranger_key, viewer_request, now, caplog):
     authorization = REJECTED_TOKENS[case](tokens, stranger_key, now)
 
     response = run(viewer_request(authorization=authorization), edge_config, now)
 
     assert_denied(response, "401")
+    # A bad token is an expected event: one WARNING with its reason, never an ERROR (kept for real faults).
+    logged = [(record.levelname, record.getMessage()) for record in caplog.records]
+    assert len(logged) == 1 and logged[0][0] == "WARNING" and logged[0][1].startswith("edge auth: 401 "), logged
 
 
 def test_access_token_for_another_app_client_gets_401(pool_config_dict, tokens, viewer_request, now):

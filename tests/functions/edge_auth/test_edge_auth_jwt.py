@@ -7,6 +7,8 @@ from base64 import urlsafe_b64encode
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from functions.edge_auth.jwt_rs256 import InvalidToken, RsaPublicKey, b64url_decode, decode_verified
 
@@ -48,10 +50,36 @@ def test_signatures_of_the_wrong_length_or_not_below_the_modulus_fail(pool_key):
 
     assert not key.verify(message, b"\x00" + signature)  # same integer, one byte longer
     assert not key.verify(message, signature[1:])
-    plus_n = int.from_bytes(signature, "big") + key.n
-    if plus_n.bit_length() <= key.size * 8:  # s + n still fits in k bytes: same value mod n
-        assert not key.verify(message, plus_n.to_bytes(key.size, "big"))
     assert not key.verify(message, key.n.to_bytes(key.size, "big"))
+
+
+@pytest.fixture(scope="module")
+def roomy_key():
+    """A 2048-bit key with n < 3 * 2**2046: over a third of its signatures s still fit in k bytes as s + n."""
+    for _ in range(100):  # about half of generated keys qualify
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if private_key.public_key().public_numbers().n < 3 << 2046:
+            return private_key
+    pytest.fail("no 2048-bit key with n < 3 * 2**2046 in 100 tries")
+
+
+def test_a_signature_plus_the_modulus_fails_although_it_is_the_same_value_mod_n(roomy_key):
+    key = key_of(roomy_key)
+    checked = []
+
+    @given(message=st.binary(min_size=1, max_size=64))
+    def check(message):
+        signature = roomy_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        plus_n = int.from_bytes(signature, "big") + key.n
+        assume(plus_n.bit_length() <= key.size * 8)  # s + n fits in k bytes for this message's signature
+
+        assert key.verify(message, signature)
+        assert not key.verify(message, plus_n.to_bytes(key.size, "big"))
+        checked.append(message)
+
+    check()
+
+    assert len(checked) >= settings.default.max_examples // 2
 
 
 def test_pkcs1_signature_with_sha1_digest_info_fails(pool_key):

@@ -10,7 +10,6 @@ import pytest
 from stream_sink_support import lines_of, read_change_log, stream_record
 
 from functions.stream_sink import handler as sink
-from functions.stream_sink import records
 
 DAY1, DAY2, DAY3 = "2026-01-05", "2026-01-06", "2026-01-07"
 SEQ = 300000000000000000000  # 21 digits, as DynamoDB's
@@ -44,14 +43,29 @@ def batch(days_and_times) -> dict:
     }
 
 
+def expected_line(n: int, day: str, time: str) -> dict:
+    """The contract line of record n of `batch`, written out from the contract (not by the converter)."""
+    return {
+        "event_id": f"evt-{SEQ + n}",
+        "event_name": "INSERT",
+        "sequence_number": str(SEQ + n),
+        "approximate_creation_time": f"{day}T{time}Z",
+        "table": "appointments",
+        "keys": {"appointment_id": f"a-{n}"},
+        "new_image": item(f"a-{n}"),
+        "old_image": None,
+    }
+
+
 def log_lines(capsys) -> list:
     return [json.loads(text) for text in capsys.readouterr().out.splitlines() if text.startswith("{")]
 
 
 def test_batch_is_filed_per_utc_date_under_keys_named_by_its_sequence_range(raw_bucket, capsys):
-    event = batch([(DAY1, "23:59:58"), (DAY1, "23:59:59"), (DAY2, "00:00:00"), (DAY2, "00:00:01"), (DAY2, "09:30:00")])
+    times = [(DAY1, "23:59:58"), (DAY1, "23:59:59"), (DAY2, "00:00:00"), (DAY2, "00:00:01"), (DAY2, "09:30:00")]
+    event = batch(times)
 
-    assert sink.handler(event, None) == {"batchItemFailures": []}
+    assert sink.handler(event, None, clock=lambda: at(DAY2, "09:30:10")) == {"batchItemFailures": []}
 
     objects = read_change_log(boto3.client("s3"), raw_bucket)
     folder = "raw/appointments/ingest_date={}/appointments-2026-01-05T080000.000/"
@@ -59,12 +73,13 @@ def test_batch_is_filed_per_utc_date_under_keys_named_by_its_sequence_range(raw_
         folder.format(DAY1) + f"{SEQ:040d}-{SEQ + 1:040d}.jsonl.gz",
         folder.format(DAY2) + f"{SEQ + 2:040d}-{SEQ + 4:040d}.jsonl.gz",
     ]
-    assert lines_of(objects) == [records.stream_line(r) for r in event["Records"]]
+    assert lines_of(objects) == [expected_line(n, day, time) for n, (day, time) in enumerate(times)]
     (log,) = log_lines(capsys)
     assert log["event"] == "stream_sink_batch"
-    assert (log["records"], log["objects"], log["failures"]) == (5, 2, 0)
+    assert (log["records"], log["objects"], log["failures"], log["unconvertible"]) == (5, 2, 0, 0)
     assert log["bytes"] == sum(len(body) for body in objects.values())
-    assert log["oldest_record_age_seconds"] > 0
+    # The oldest record (DAY1 23:59:58) is 9 h 30 min 12 s older than the injected clock.
+    assert log["oldest_record_age_seconds"] == 9 * 3600 + 30 * 60 + 12
 
 
 def test_a_retried_batch_rewrites_the_same_objects_with_the_same_bytes(raw_bucket):
@@ -141,3 +156,54 @@ def test_config_reads_prefix_and_bucket_from_the_environment():
     assert sink.SinkConfig.from_env({"RAW_BUCKET": "b"}) == sink.SinkConfig("b", "")
     with pytest.raises(sink.ConfigError):
         sink.SinkConfig.from_env({"RAW_BUCKET": "  "})
+
+
+def test_unconvertible_records_are_stored_marked_and_logged_without_failing_the_batch(raw_bucket, capsys):
+    # GIVEN a batch where one record has no keys and one an attribute of a type nobody expected
+    event = batch([(DAY1, "10:00:00"), (DAY1, "10:00:01"), (DAY1, "10:00:02"), (DAY1, "10:00:03")])
+    del event["Records"][1]["dynamodb"]["Keys"]
+    event["Records"][2]["dynamodb"]["NewImage"]["rating"] = {"X": "5"}
+
+    # WHEN the sink handles it
+    response = sink.handler(event, None, clock=lambda: at(DAY1, "10:00:13"))
+
+    # THEN nothing fails: every record is in the log, the two bad ones as marked lines holding the record
+    assert response == {"batchItemFailures": []}
+    stored = lines_of(read_change_log(boto3.client("s3"), raw_bucket))
+    assert [line["event_id"] for line in stored] == [f"evt-{SEQ + n}" for n in range(4)]
+    assert stored[0] == expected_line(0, DAY1, "10:00:00") and stored[3] == expected_line(3, DAY1, "10:00:03")
+    assert [("unconvertible" in line) for line in stored] == [False, True, True, False]
+    assert stored[1]["unconvertible"]["stream_record"] == event["Records"][1]
+    assert stored[2]["unconvertible"]["stream_record"] == event["Records"][2]
+    assert stored[2]["keys"] == {"appointment_id": "a-2"}
+    # AND the batch's one log line has the same shape, naming each bad record's eventID and error
+    (log,) = log_lines(capsys)
+    assert (log["records"], log["objects"], log["failures"], log["unconvertible"]) == (4, 1, 0, 2)
+    assert log["oldest_record_age_seconds"] == 13
+    assert [(r["event_id"], r["sequence_number"]) for r in log["unconvertible_records"]] == [
+        (f"evt-{SEQ + 1}", str(SEQ + 1)), (f"evt-{SEQ + 2}", str(SEQ + 2))
+    ]
+    assert "Keys" in log["unconvertible_records"][0]["error"]
+    assert "unknown DynamoDB type 'X'" in log["unconvertible_records"][1]["error"]
+
+
+def test_a_record_without_time_is_filed_beside_its_neighbour_and_a_retry_rewrites_the_same_bytes(raw_bucket):
+    # GIVEN a batch whose second record has no readable time (real streams always send one)
+    event = batch([(DAY1, "23:59:59"), (DAY2, "00:00:00"), (DAY2, "00:00:01")])
+    event["Records"][1]["dynamodb"]["ApproximateCreationDateTime"] = "later"
+    s3 = boto3.client("s3")
+    # WHEN it is handled twice, on different days
+    assert sink.handler(event, None, clock=lambda: at(DAY2, "01:00:00")) == {"batchItemFailures": []}
+    first = read_change_log(s3, raw_bucket)
+    assert sink.handler(event, None, clock=lambda: at(DAY3, "01:00:00")) == {"batchItemFailures": []}
+    # THEN it went into the previous record's date, the same objects both times
+    assert read_change_log(s3, raw_bucket) == first
+    by_date = {key.split("ingest_date=")[1][:10]: [line["event_id"] for line in lines_of({key: body})] for key, body in first.items()}
+    assert by_date == {DAY1: [f"evt-{SEQ}", f"evt-{SEQ + 1}"], DAY2: [f"evt-{SEQ + 2}"]}
+
+
+def test_a_failed_write_after_an_unconvertible_record_still_names_the_first_record_not_stored(fault_proxy):
+    event = batch([(DAY1, "10:00:00"), (DAY2, "10:00:00"), (DAY2, "10:00:01")])
+    event["Records"][1]["dynamodb"]["NewImage"]["rating"] = {"X": "5"}
+    fault_proxy.deny = f"ingest_date={DAY2}"
+    assert sink.handler(event, None) == {"batchItemFailures": [{"itemIdentifier": str(SEQ + 1)}]}
