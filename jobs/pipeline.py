@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import sys
 import time
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from jobs.config import RunConfig
+from jobs.config import DRIVER_MEMORY_ENV, RunConfig
 from common.errors import UsageError
 from jobs.storage import FileInfo, Storage, join, local_path, normalize_root
 
@@ -265,7 +266,12 @@ def _read_and_parse(run: _Run):
     from pyspark.sql import functions as F
 
     from jobs import parsing
+    from jobs.session import shuffle_settings
 
+    # Sized from the whole log in scope: the state and the tables grow with it, not with the new files.
+    scope_bytes = sum(f.size for f in run.plan.in_scope)
+    for key, value in shuffle_settings(scope_bytes, run.spark.sparkContext.defaultParallelism).items():
+        run.spark.conf.set(key, value)
     parsed = parsing.parse_lines(_read_lines(run.spark, run.to_read)).persist(StorageLevel.MEMORY_AND_DISK)
     with _stage(run.summary, "read_parse"):
         counts = parsed.agg(F.count(F.lit(1)).alias("lines")).first()
@@ -422,22 +428,115 @@ def _manifest(config: RunConfig, plan: _Plan, summary: RunSummary) -> str:
 
 
 def execute(config: RunConfig, master: Optional[str] = None) -> int:
-    """Run once and print the summary; exit status 0, 1 when the quality gate stopped the publish or the
-    catalog could not follow a commit (the data is committed then; the next run repairs the catalog).
-    UsageError propagates to the caller, which prints it as one line."""
+    """Run once and print the summary; exit status 0, 1 when the quality gate stopped the publish, Spark
+    ran out of memory (nothing published then), or the catalog could not follow a commit (the data is
+    committed then; the next run repairs the catalog). UsageError propagates to the caller, which prints
+    it as one line."""
     from jobs.session import get_session
 
-    spark = get_session(master=master)
+    spark = get_session(master=master, driver_memory=config.driver_memory)
+    _quiet_when_the_jvm_dies(spark)
     try:
         summary = run_pipeline(spark, config)
     except QualityGateFailed as exc:
         print(f"error: quality gate failed, nothing published: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        failure = _out_of_memory(spark, exc)
+        if failure is None:
+            raise
+        log_path = _write_trace(failure, exc)
+        print(
+            f"error: Spark ran out of memory ({failure}), nothing published; raise the driver memory with "
+            f"--driver-memory or {DRIVER_MEMORY_ENV} (this run: {_spark_memory(spark, config)}); full trace: {log_path}",
+            file=sys.stderr,
+        )
         return 1
     print("\n".join(summary.lines()))
     if summary.catalog_failed:
         print(f"error: {summary.catalog}", file=sys.stderr)
         return 1
     return 0
+
+
+def _quiet_when_the_jvm_dies(spark) -> None:
+    """A JVM that dies mid-run makes py4j log every failed call with a traceback (on the root logger) and
+    pyspark's accumulator server print one per lost connection; the one-line error of `execute` says
+    what happened, and the log file it names holds the trace."""
+    import logging
+
+    logging.getLogger().addFilter(lambda record: "py4j" not in record.pathname.split(os.sep))
+    server = getattr(spark.sparkContext, "_accumulatorServer", None)  # private to pyspark: absent, nothing to quiet
+    if server is not None:
+        server.handle_error = lambda request, client_address: None
+
+
+# The exit status Spark gives a JVM that died of an OutOfMemoryError (SparkExitCode.OOM).
+_JVM_OOM_EXIT = 52
+
+
+def _out_of_memory(spark, exc: BaseException) -> Optional[str]:
+    """What ran out, if `exc` (or what caused it) is Spark running out of memory: a Java
+    OutOfMemoryError reported through py4j, or the local JVM gone with Spark's out-of-memory exit
+    status (an executor thread's OutOfMemoryError ends the whole local JVM). None otherwise."""
+    seen = exc
+    while seen is not None:
+        java = getattr(seen, "java_exception", None)
+        text = str(java) if java is not None else ""
+        named = re.search(r"java\.lang\.OutOfMemoryError[^\n]*", text)
+        if named:
+            return named.group(0).strip()
+        seen = seen.__cause__ or seen.__context__
+    # pyspark keeps the local JVM's process on the gateway (not there under spark-submit).
+    process = getattr(getattr(spark.sparkContext, "_gateway", None), "proc", None)
+    if process is not None:
+        try:
+            status = process.wait(timeout=30) if process.poll() is None and _gateway_gone(exc) else process.poll()
+        except Exception:  # still running after the wait: not a dead JVM
+            status = None
+        if status == _JVM_OOM_EXIT:
+            return "java.lang.OutOfMemoryError: the Spark JVM exited"
+    return None
+
+
+def _gateway_gone(exc: BaseException) -> bool:
+    from py4j.protocol import Py4JError
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, (Py4JError, ConnectionError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _spark_memory(spark, config: RunConfig) -> str:
+    try:
+        return f"driver {spark.sparkContext.getConf().get('spark.driver.memory', 'default')}"
+    except Exception:  # the JVM is gone: say what was asked for
+        return f"driver {config.driver_memory or 'sized from the machine'}"
+
+
+def _write_trace(failure: str, exc: BaseException) -> str:
+    """What failed, then the whole Python and Java trace, in a file the one-line error names."""
+    import tempfile
+    import traceback
+
+    handle, path = tempfile.mkstemp(prefix="advising-run-", suffix=".log")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(f"{failure}\n\n")
+        out.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        seen = exc
+        while seen is not None:
+            java = getattr(seen, "java_exception", None)
+            if java is not None:
+                try:
+                    out.write("\nJava:\n" + str(java.toString()) + "\n")
+                    out.write("".join(f"    at {frame.toString()}\n" for frame in java.getStackTrace()))
+                except Exception:  # the JVM is gone: the Python trace above holds its text
+                    pass
+            seen = seen.__cause__ or seen.__context__
+    return path
 
 
 def main(argv: Sequence[str]) -> int:
