@@ -26,6 +26,9 @@ CONTRACT_SETTINGS = {
     # A field of the wrong JSON type nulls only that field, so it can be reported precisely.
     "spark.sql.json.enablePartialResults": "true",
     "spark.sql.adaptive.enabled": "true",
+    # The pipeline counts rows with observe() on its writes; AQE would replace an empty stage, its
+    # metrics with it, by an empty relation, and the count would never arrive.
+    "spark.sql.adaptive.optimizer.excludedRules": "org.apache.spark.sql.execution.adaptive.AQEPropagateEmptyRelation",
 }
 
 LOCAL_SETTINGS = {
