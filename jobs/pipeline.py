@@ -445,9 +445,10 @@ def execute(config: RunConfig, master: Optional[str] = None) -> int:
         failure = _out_of_memory(spark, exc)
         if failure is None:
             raise
-        log_path = _write_trace(failure, exc)
+        what, change = failure
+        log_path = _write_trace(what, exc)
         print(
-            f"error: Spark ran out of memory ({failure}), nothing published; raise the driver memory with "
+            f"error: Spark ran out of memory ({what}), nothing published; {change} the driver memory with "
             f"--driver-memory or {DRIVER_MEMORY_ENV} (this run: {_spark_memory(spark, config)}); full trace: {log_path}",
             file=sys.stderr,
         )
@@ -471,21 +472,24 @@ def _quiet_when_the_jvm_dies(spark) -> None:
         server.handle_error = lambda request, client_address: None
 
 
-# The exit status Spark gives a JVM that died of an OutOfMemoryError (SparkExitCode.OOM).
+# The exit status Spark gives a JVM that died of an OutOfMemoryError (SparkExitCode.OOM), and the
+# signal the Linux out-of-memory killer sends (a child killed by it has exit status -9).
 _JVM_OOM_EXIT = 52
+_SIGKILL = 9
 
 
-def _out_of_memory(spark, exc: BaseException) -> Optional[str]:
-    """What ran out, if `exc` (or what caused it) is Spark running out of memory: a Java
-    OutOfMemoryError reported through py4j, or the local JVM gone with Spark's out-of-memory exit
-    status (an executor thread's OutOfMemoryError ends the whole local JVM). None otherwise."""
+def _out_of_memory(spark, exc: BaseException):
+    """(what ran out, "raise" or "lower") if `exc` (or what caused it) is Spark running out of memory: a
+    Java OutOfMemoryError reported through py4j, the local JVM gone with Spark's out-of-memory exit status,
+    or the local JVM killed by the system (its out-of-memory killer: the heap asked for more than the
+    machine had free, so the driver memory must come down). None otherwise."""
     seen = exc
     while seen is not None:
         java = getattr(seen, "java_exception", None)
         text = str(java) if java is not None else ""
         named = re.search(r"java\.lang\.OutOfMemoryError[^\n]*", text)
         if named:
-            return named.group(0).strip()
+            return named.group(0).strip(), "raise"
         seen = seen.__cause__ or seen.__context__
     # pyspark keeps the local JVM's process on the gateway (not there under spark-submit).
     process = getattr(getattr(spark.sparkContext, "_gateway", None), "proc", None)
@@ -495,7 +499,9 @@ def _out_of_memory(spark, exc: BaseException) -> Optional[str]:
         except Exception:  # still running after the wait: not a dead JVM
             status = None
         if status == _JVM_OOM_EXIT:
-            return "java.lang.OutOfMemoryError: the Spark JVM exited"
+            return "java.lang.OutOfMemoryError: the Spark JVM exited", "raise"
+        if status == -_SIGKILL:
+            return "the Spark JVM was killed (SIGKILL, as the system's out-of-memory killer does)", "lower"
     return None
 
 
