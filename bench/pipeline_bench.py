@@ -1,64 +1,190 @@
-"""Pipeline benchmark: generate N appointments, run the whole pipeline (Spark local mode), print events/s and
-seconds per stage, with the machine it ran on.
+"""Pipeline benchmark: full runs over generated change logs of several sizes, in Spark local mode, with the
+default settings (driver memory sized from the machine, shuffle partitions from the input). Prints, per
+size: seconds per stage, events/s, CPU seconds, peak memory of the driver JVM and of Python, and a
+scaling table with the time per million appointments.
 
     .venv/bin/python bench/pipeline_bench.py --appointments 100000
-    .venv/bin/python bench/pipeline_bench.py --appointments 1000000 --work /tmp/advising-bench
+    .venv/bin/python bench/pipeline_bench.py --appointments 100000 1000000 3000000
+    .venv/bin/python bench/pipeline_bench.py --appointments 10000000 --work /big/disk   # once, not in tests
 
-The generated log is kept under --work (keyed by size and seed) so repeated runs measure only the pipeline.
-Each run publishes into a fresh output folder: a full run over the whole log.
+Each size runs in a fresh process (its own JVM, so peak memory is that run's), over a log generated once
+and kept under --work (keyed by size, seed and days); each run publishes into a fresh output folder.
+CPU seconds (JVM + Python, user + system) are the figure to compare on a shared machine: wall time
+there says as much about the neighbours as about the pipeline. --check-sample N compares N sampled
+appointments of the published tables with the reference implementation (tests/reference).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from machine import describe  # bench/machine.py: scripts run with bench/ on sys.path
 
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("plan", "read_parse", "compact", "tables", "quality", "publish")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--appointments", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--work", default="/tmp/advising-bench")
-    parser.add_argument("--timezone", default="America/Chicago")
-    parser.add_argument("--skip-quality", action="store_true", help="time the run without the quality gate")
-    args = parser.parse_args(argv)
+def _proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+
+def _proc_peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_one(args) -> dict:
+    """One full run in this process; returns its figures."""
+    sys.path.insert(0, str(ROOT))
     from advising.sample_data import generate
     from jobs.config import RunConfig
     from jobs.pipeline import run_pipeline
     from jobs.session import get_session
 
-    print(f"machine: {describe()}")
-    work = Path(args.work)
-    log_dir = work / f"log-{args.appointments}-{args.seed}-{args.days}"
+    log_dir = Path(args.work) / f"log-{args.one}-{args.seed}-{args.days}"
     if not (log_dir / "appointments").is_dir():
-        summary = generate(log_dir, appointments=args.appointments, seed=args.seed, days=args.days, force=True)
-        print(f"generated: {summary.line()}")
-    out = work / "out"
+        summary = generate(log_dir, appointments=args.one, seed=args.seed, days=args.days, force=True)
+        print(f"generated: {summary.line()}", file=sys.stderr)
+    out = Path(args.work) / f"out-{args.one}"
     shutil.rmtree(out, ignore_errors=True)
 
     started = time.monotonic()
     spark = get_session("advising-bench")
-    print(f"spark session: {time.monotonic() - started:.1f} s (not counted below)")
+    session_seconds = time.monotonic() - started
+    jvm = spark.sparkContext._gateway.proc.pid  # the local JVM pyspark started (private, bench only)
+    cpu_before = _proc_cpu_seconds(jvm) + _proc_cpu_seconds(os.getpid())
+    load_before = os.getloadavg()
     began = time.monotonic()
     result = run_pipeline(
-        spark, RunConfig(input=str(log_dir), output=str(out), timezone=args.timezone, skip_quality=args.skip_quality)
+        spark,
+        RunConfig(input=str(log_dir), output=str(out), timezone=args.timezone, full=True, skip_quality=args.skip_quality),
+        log=lambda line: None,
     )
     seconds = time.monotonic() - began
-    print("\n".join(result.lines()))
-    print(
-        f"RESULT appointments={args.appointments} events={result.events_read} seconds={seconds:.1f} "
-        f"events_per_second={result.events_read / seconds:,.0f} "
-        + " ".join(f"{stage}={value:.1f}s" for stage, value in result.stage_seconds.items())
-    )
+    cpu = _proc_cpu_seconds(jvm) + _proc_cpu_seconds(os.getpid()) - cpu_before
+    figures = {
+        "appointments": args.one,
+        "events": result.events_read,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "events_per_second": result.events_read / seconds,
+        "stages": result.stage_seconds,
+        "rows": result.rows,
+        "quality": result.quality,
+        "session_seconds": session_seconds,
+        "driver_memory": spark.sparkContext.getConf().get("spark.driver.memory"),
+        "shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
+        "jvm_peak_mib": _proc_peak_rss_mib(jvm),
+        "python_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "load": [load_before, os.getloadavg()],
+        "output": str(out),
+        "input": str(log_dir),
+    }
     spark.stop()
-    return 0
+    if args.check_sample:
+        try:
+            figures["reference_check"] = check_sample(log_dir, out, args.timezone, args.check_sample)
+        except Exception as exc:  # the run's figures stand on their own
+            figures["reference_check"] = f"could not compare: {type(exc).__name__}: {exc}"
+    return figures
+
+
+def check_sample(log_dir: Path, out: Path, timezone: str, size: int) -> str:
+    """The published appointments against the reference implementation (tests/reference) on a sample:
+    the reference replays only the change-log lines of the sampled appointment ids (rules 2-5 work per
+    appointment, so that is the whole history of each)."""
+    import gzip
+    import random
+    import tempfile
+
+    from tests.reference.compare import diff_tables, read_published
+    from tests.reference.contract import compute_tables
+
+    published = read_published(str(out), "appointments")
+    wanted = set(random.Random(1).sample(sorted(row["appointment_id"] for row in published), size))
+    with tempfile.TemporaryDirectory(prefix="bench-sample-") as sample:
+        for path in sorted((log_dir / "appointments").rglob("*.jsonl*")):
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rt", encoding="utf-8") as handle:
+                kept = [line for line in handle if _key(line) in wanted]
+            if kept:
+                target = Path(sample) / path.relative_to(log_dir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with (gzip.open if path.suffix == ".gz" else open)(target, "wt", encoding="utf-8") as handle:
+                    handle.writelines(kept)
+        expected = [row for row in compute_tables(sample, timezone)["appointments"] if row["appointment_id"] in wanted]
+    got = [row for row in published if row["appointment_id"] in wanted]
+    problems = diff_tables("appointments", expected, got)
+    return f"{len(wanted)} sampled appointments: " + ("equal to the reference" if not problems else "; ".join(problems)[:500])
+
+
+def _key(line: str) -> str:
+    """The appointment id of a change-log line: its first "appointment_id" (the key comes before the image)."""
+    start = line.find('"appointment_id":')
+    return line[start + len('"appointment_id":'):].lstrip(' "').split('"', 1)[0] if start >= 0 else ""
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--appointments", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--work", default="/tmp/advising-bench")
+    parser.add_argument("--timezone", default="America/New_York")
+    parser.add_argument("--skip-quality", action="store_true", help="time the run without the quality gate")
+    parser.add_argument("--check-sample", type=int, default=0, metavar="N", help="compare N sampled appointments with the reference")
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # internal: one size, JSON out
+    args = parser.parse_args(argv)
+
+    if args.one is not None:
+        print(json.dumps(run_one(args)))
+        return 0
+
+    print(f"machine: {describe()}")
+    results = []
+    for size in args.appointments:
+        child = [sys.executable, __file__, "--one", str(size), "--seed", str(args.seed), "--days", str(args.days),
+                 "--work", args.work, "--timezone", args.timezone, "--check-sample", str(args.check_sample)]
+        if args.skip_quality:
+            child.append("--skip-quality")
+        done = subprocess.run(child, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"{size} appointments: failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+            continue
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        results.append(figures)
+        stages = " ".join(f"{k}={v:.1f}s" for k, v in figures["stages"].items())
+        print(
+            f"RESULT appointments={size} events={figures['events']} seconds={figures['seconds']:.1f} "
+            f"cpu_seconds={figures['cpu_seconds']:.1f} events_per_second={figures['events_per_second']:,.0f} {stages} "
+            f"jvm_peak={figures['jvm_peak_mib']:,.0f}MiB python_peak={figures['python_peak_mib']:,.0f}MiB "
+            f"driver_memory={figures['driver_memory']} shuffle_partitions={figures['shuffle_partitions']} "
+            f"load={'/'.join(f'{x:.1f}' for x in figures['load'][0])}->{'/'.join(f'{x:.1f}' for x in figures['load'][1])}"
+        )
+        if "reference_check" in figures:
+            print(f"  reference: {figures['reference_check']}")
+        print(f"  {figures['quality'][:160]}")
+    if results:
+        print()
+        print("| appointments | events | seconds | s per 1M appts | CPU s | events/s | " + " | ".join(STAGES) + " | JVM peak MiB | Python peak MiB |")
+        print("|---:|---:|---:|---:|---:|---:|" + "---:|" * len(STAGES) + "---:|---:|")
+        for f in results:
+            stages = " | ".join(f"{f['stages'].get(s, 0.0):.1f}" for s in STAGES)
+            print(
+                f"| {f['appointments']:,} | {f['events']:,} | {f['seconds']:.1f} | {f['seconds'] / f['appointments'] * 1e6:.1f} | "
+                f"{f['cpu_seconds']:.1f} | {f['events_per_second']:,.0f} | {stages} | {f['jvm_peak_mib']:,.0f} | {f['python_peak_mib']:,.0f} |"
+            )
+    return 0 if len(results) == len(args.appointments) else 1
 
 
 if __name__ == "__main__":

@@ -2,14 +2,14 @@
 
 `latest_changes` keeps, per appointment, the one winning change (tombstones for REMOVE included): that is
 the incremental state, and feeding it back in with new records gives the same result as replaying the
-whole log (rule 6). `validate_images` turns the winners into typed appointments or quarantine rows.
-Pure DataFrame -> DataFrame functions.
+whole log (rule 6). `check_images` then `split_checked` turn the winners into typed appointments or
+quarantine rows. Pure DataFrame -> DataFrame functions.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -37,8 +37,11 @@ _IMAGE_SCHEMA = T.StructType(
 )
 
 
-def latest_changes(changes: DataFrame) -> DataFrame:
+def latest_changes(changes: DataFrame, duplicates: Optional[Observation] = None) -> DataFrame:
     """One row per appointment_id: its winning change (rules 2-4), with the columns of CHANGE_COLUMNS.
+
+    `duplicates`, when given, observes `duplicates`: the copies merged into one change by rule 2, counted
+    by the same aggregations (no extra pass over the changes).
 
     Copies of one event_id are one change; the copy kept is the one in the earliest ingest_date folder
     (then file path), so a quarantined winner reports a stable place whatever order files arrived in.
@@ -49,7 +52,9 @@ def latest_changes(changes: DataFrame) -> DataFrame:
     copy = F.struct(
         "ingest_date", "source_file", "sequence_number", "approximate_creation_time", "event_name", "image_is_string", "new_image"
     )
-    distinct_changes = by_appointment.groupBy("appointment_id", "event_id").agg(F.min(copy).alias("c"))
+    distinct_changes = by_appointment.groupBy("appointment_id", "event_id").agg(
+        F.min(copy).alias("c"), F.count(F.lit(1)).alias("copies")
+    )
     c = F.col("c")
     rank = F.struct(
         sequence_key(c["sequence_number"]).alias("seq"),
@@ -57,7 +62,11 @@ def latest_changes(changes: DataFrame) -> DataFrame:
         F.col("event_id").alias("event_id"),
         c.alias("c"),
     )
-    winners = distinct_changes.groupBy("appointment_id").agg(F.max(rank).alias("w"))
+    winners = distinct_changes.groupBy("appointment_id").agg(
+        F.max(rank).alias("w"), (F.sum("copies") - F.count(F.lit(1))).alias("duplicate_copies")
+    )
+    if duplicates is not None:
+        winners = winners.observe(duplicates, F.coalesce(F.sum("duplicate_copies"), F.lit(0)).alias("duplicates"))
     w = F.col("w")
     return winners.select(
         "appointment_id",
@@ -152,8 +161,3 @@ def split_checked(checked: DataFrame) -> Tuple[DataFrame, DataFrame]:
         "ingest_date",
     )
     return appointments, rejects
-
-
-def validate_images(winners: DataFrame) -> Tuple[DataFrame, DataFrame]:
-    """Rule 5 in one call: (appointments, rejects) of the winning changes."""
-    return split_checked(check_images(winners))

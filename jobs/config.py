@@ -25,6 +25,8 @@ CATALOG_ENV = "ADVISING_CATALOG_DATABASE"
 DEFAULT_KEEP_VERSIONS = 3
 _GLUE_NAME = re.compile(r"[a-z0-9_]{1,255}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+DRIVER_MEMORY_ENV = "ADVISING_DRIVER_MEMORY"
+_MEMORY_SIZE = re.compile(r"[1-9][0-9]*[kmgt]?", re.IGNORECASE)
 
 
 def parse_date(text: str, flag: str) -> dt.date:
@@ -77,6 +79,12 @@ def check_input_layout(given: str, root: str, exists: Callable[[str], bool], is_
         )
 
 
+def check_driver_memory(size: str) -> str:
+    if not _MEMORY_SIZE.fullmatch(size):
+        raise UsageError(f"--driver-memory must be a JVM memory size such as 8g or 4096m, got {size!r}")
+    return size
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one pipeline run needs to know."""
@@ -90,6 +98,9 @@ class RunConfig:
     # Glue database whose tables follow every commit (None: no catalog).
     catalog_database: Optional[str] = None
     keep_versions: int = DEFAULT_KEEP_VERSIONS
+    # Heap of a local run's Spark JVM (None: jobs.session sizes it from the machine); under spark-submit
+    # the driver is already running and spark-submit's own --driver-memory applies.
+    driver_memory: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not self.input:
@@ -100,6 +111,8 @@ class RunConfig:
         check_keep_versions(self.keep_versions)
         if self.catalog_database is not None:
             check_catalog_database(self.catalog_database)
+        if self.driver_memory is not None:
+            check_driver_memory(self.driver_memory)
 
     def check_local_input(self) -> None:
         """The input checks that need no Spark, for a local root (plain path or file://); remote roots
@@ -122,6 +135,7 @@ class RunConfig:
             skip_quality=bool(getattr(ns, "skip_quality", False)),
             catalog_database=ns.catalog_database if ns.catalog_database is not None else env.get(CATALOG_ENV) or None,
             keep_versions=ns.keep_versions,
+            driver_memory=getattr(ns, "driver_memory", None) or env.get(DRIVER_MEMORY_ENV) or None,
         )
 
     @classmethod
@@ -143,6 +157,8 @@ class RunConfig:
             args += ["--catalog-database", self.catalog_database]
         if self.keep_versions != DEFAULT_KEEP_VERSIONS:
             args += ["--keep-versions", str(self.keep_versions)]
+        if self.driver_memory is not None:
+            args += ["--driver-memory", self.driver_memory]
         return args
 
 
@@ -169,6 +185,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_KEEP_VERSIONS,
         metavar="N",
         help=f"versions kept after a commit, the current one included (default {DEFAULT_KEEP_VERSIONS})",
+    )
+    parser.add_argument(
+        "--driver-memory",
+        default=None,
+        metavar="SIZE",
+        help=f"heap of a local run's Spark JVM, e.g. 12g (default: ${DRIVER_MEMORY_ENV}, else half the machine's memory)",
     )
     parser.add_argument(
         "--skip-quality",

@@ -26,7 +26,6 @@ LINE_SCHEMA = T.StructType(
         T.StructField("new_image", T.StringType()),
         # Present only on a line the sink could not convert (any JSON value, read as its text).
         T.StructField(UNCONVERTIBLE_FIELD, T.StringType()),
-        T.StructField("_corrupt_record", T.StringType()),
     ]
 )
 

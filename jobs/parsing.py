@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from common.change_log import UNCONVERTIBLE_FIELD, UNCONVERTIBLE_REASON
 from jobs.contract import EVENT_NAMES, LINE_SCHEMA
 
 # Contract timestamp format: exactly this shape; the calendar check is left to to_timestamp.
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
-_JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}
+_LINES_SCHEMA = T.ArrayType(LINE_SCHEMA)
 
 
 def parse_timestamp(text: Column) -> Column:
@@ -31,7 +32,30 @@ def sequence_key(digits: Column) -> Column:
 
 
 def _is_blank(value: Column) -> Column:
-    return value.rlike(r"^\s*$")
+    # A line that starts with "{" is never blank: the regex (which decodes the whole line) runs only on
+    # the rare others.
+    return ~value.startswith("{") & value.rlike(r"^\s*$")
+
+
+def _line_values(value: Column) -> Column:
+    """The line wrapped in brackets, parsed once as an array of line records.
+
+    One tokenisation proves rule 1's JSON facts: from_json stops after the first value, so a line alone
+    would accept trailing text ("{...} garbage", "{...} {...}"); inside brackets that text makes the
+    array malformed (null) or adds elements ("{...}, {...}"). A JSON value that is not an object
+    (scalar, array, null) is malformed or a null element; a field of the wrong type inside an object
+    nulls only that field (partial results, jobs.session).
+    """
+    return F.from_json(F.concat(F.lit("["), value, F.lit("]")), _LINES_SCHEMA)
+
+
+def _is_json_string_field(value: Column, field: str, text: Column) -> Column:
+    """The raw line gives `field` a JSON string value (from_json renders a number as the same text).
+
+    The compact form the stream sink writes ("field":"text") is a substring test on the UTF-8 bytes;
+    only lines spelled otherwise reach the regex, which decodes the whole line."""
+    compact = value.contains(F.concat(F.lit(f'"{field}":"'), text, F.lit('"')))
+    return compact | value.rlike(f'"{field}"\\s*:\\s*"')
 
 
 def parse_lines(lines: DataFrame) -> DataFrame:
@@ -41,9 +65,10 @@ def parse_lines(lines: DataFrame) -> DataFrame:
     and a snake_case `reason` (first failing check in contract order).
     """
     parsed = lines.filter(~_is_blank(F.col("value"))).select(
-        "value", "source_file", "ingest_date", F.from_json("value", LINE_SCHEMA, _JSON_OPTIONS).alias("j")
+        "value", "source_file", "ingest_date", _line_values(F.col("value")).alias("values")
     )
-    j, value = F.col("j"), F.col("value")
+    values, value = F.col("values"), F.col("value")
+    j = values[0]
     event_id, event_name = j["event_id"], j["event_name"]
     seq, act_text = j["sequence_number"], j["approximate_creation_time"]
     appointment_id = j["keys"]["appointment_id"]
@@ -54,13 +79,8 @@ def parse_lines(lines: DataFrame) -> DataFrame:
 
     # from_json renders any JSON value as text for a string field, so a JSON number 123 and the string
     # "123" look alike; the contract wants a string, which only the raw line can tell.
-    seq_is_string = value.rlike(r'"sequence_number"\s*:\s*"')
-    # A JSON value that is not an object (array, scalar, garbage) fills _corrupt_record; so does a
-    # field of the wrong type inside a valid object, which json_object_keys tells apart. from_json stops
-    # after the first value, so text after the object ("{...} garbage", "{...} {...}") needs its own test:
-    # the line wrapped in brackets must be an array of exactly one value.
-    one_value = F.json_array_length(F.concat(F.lit("["), value, F.lit("]"))) == 1
-    not_an_object = (j["_corrupt_record"].isNotNull() & F.json_object_keys(value).isNull()) | ~F.coalesce(one_value, F.lit(False))
+    seq_is_string = _is_json_string_field(value, "sequence_number", seq)
+    not_an_object = values.isNull() | (F.size(values) != 1) | j.isNull()
 
     reason = (
         F.when(not_an_object, F.lit("invalid_json"))

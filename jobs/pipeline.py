@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import sys
 import time
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from jobs.config import RunConfig, check_input_layout
+from jobs.config import DRIVER_MEMORY_ENV, RunConfig, check_input_layout
 from common.errors import UsageError
 from jobs.storage import FileInfo, Storage, join, local_path, normalize_root
 
@@ -127,8 +128,15 @@ def _read_lines(spark, files):
     )
 
 
-def _write_table(spark, df, path: str, partition_column: str) -> None:
+def _write_table(spark, df, path: str, partition_column: str) -> int:
+    """Writes one table, one file per partition; returns its row count, observed by the write itself."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    rows = Observation("rows")
+    df = df.observe(rows, F.count(F.lit(1)).alias("rows"))
     df.repartition(partition_column).write.mode("overwrite").partitionBy(partition_column).parquet(path)
+    return rows.get["rows"]
 
 
 def _read_table(spark, path: str, schema):
@@ -249,27 +257,30 @@ def _plan_run(run: _Run) -> bool:
 
 
 def _read_and_parse(run: _Run):
-    """Rule 1 over every new line; the parsed lines stay persisted for compaction and the gate."""
+    """Rule 1 over every new line; the parsed lines stay persisted for compaction and the gate. The
+    pass that fills the cache also counts the lines (duplicates are counted by compaction)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     from jobs import parsing
+    from jobs.session import shuffle_settings
 
+    # Sized from the whole log in scope: the state and the tables grow with it, not with the new files.
+    scope_bytes = sum(f.size for f in run.plan.in_scope)
+    for key, value in shuffle_settings(scope_bytes, run.spark.sparkContext.defaultParallelism).items():
+        run.spark.conf.set(key, value)
     parsed = parsing.parse_lines(_read_lines(run.spark, run.to_read)).persist(StorageLevel.MEMORY_AND_DISK)
     with _stage(run.summary, "read_parse"):
-        counts = parsed.agg(
-            F.count(F.lit(1)).alias("lines"),
-            F.count(F.when(F.col("reason").isNull(), True)).alias("valid"),
-            F.countDistinct(F.when(F.col("reason").isNull(), F.col("event_id"))).alias("distinct_events"),
-        ).first()
+        counts = parsed.agg(F.count(F.lit(1)).alias("lines")).first()
         run.summary.files_read = len(run.to_read)
         run.summary.events_read = counts["lines"]
-        run.summary.duplicates = counts["valid"] - counts["distinct_events"]
     return parsed
 
 
 def _compact(run: _Run, parsed):
     """Rules 2-4: the latest change per appointment (with the base state's), written as the new state."""
+    from pyspark.sql import Observation
+
     from jobs import compaction, parsing
 
     spark, output_root = run.spark, run.plan.output_root
@@ -280,7 +291,9 @@ def _compact(run: _Run, parsed):
         if run.base is not None:
             changes = changes.unionByName(_read_table(spark, join(run.base.folder(output_root), "changes"), changes.schema))
             rejects = rejects.unionByName(_read_table(spark, join(run.base.folder(output_root), "rejects"), rejects.schema))
-        compaction.latest_changes(changes).write.parquet(join(state_dir, "changes"))
+        duplicates = Observation("duplicates")
+        compaction.latest_changes(changes, duplicates).write.parquet(join(state_dir, "changes"))
+        run.summary.duplicates = duplicates.get["duplicates"]
         rejects.write.parquet(join(state_dir, "rejects"))
         winners = _read_table(spark, join(state_dir, "changes"), changes.schema)
         line_rejects = _read_table(spark, join(state_dir, "rejects"), rejects.schema)
@@ -288,7 +301,8 @@ def _compact(run: _Run, parsed):
 
 
 def _stage_tables(run: _Run, winners, line_rejects) -> Dict[str, object]:
-    """Rule 5 and the aggregates: every output table written into the run's version; returns them read back."""
+    """Rule 5 and the aggregates: every output table written into the run's version (rows counted by the
+    write itself); returns them as lazy reads of the written Parquet."""
     from pyspark import StorageLevel
 
     from jobs import aggregates, compaction
@@ -309,12 +323,10 @@ def _stage_tables(run: _Run, winners, line_rejects) -> Dict[str, object]:
         for name, df in outputs.items():
             schema, partition_column = TABLES[name]
             path = join(run.version, name)
-            _write_table(spark, df, path, partition_column)
-            staged[name] = _read_table(spark, path, schema)
-            summary.rows[name] = staged[name].count()
+            summary.rows[name] = _write_table(spark, df, path, partition_column)
             if summary.rows[name] == 0:
                 _write_empty_table(spark, path, schema)
-                staged[name] = _read_table(spark, path, schema)
+            staged[name] = _read_table(spark, path, schema)
         appointments.unpersist()
         checked.unpersist()
         summary.quarantined = summary.rows["quarantine"]
@@ -413,25 +425,123 @@ def _manifest(config: RunConfig, plan: _Plan, summary: RunSummary) -> str:
 
 
 def execute(config: RunConfig, master: Optional[str] = None, quiet: bool = True) -> int:
-    """Run once and print the summary; exit status 0, 1 when the quality gate stopped the publish or the
-    catalog could not follow a commit (the data is committed then; the next run repairs the catalog).
-    UsageError propagates to the caller, which prints it as one line. `quiet=False` (--verbose) keeps
-    Spark's own logging."""
+    """Run once and print the summary; exit status 0, 1 when the quality gate stopped the publish, Spark
+    ran out of memory (nothing published then), or the catalog could not follow a commit (the data is
+    committed then; the next run repairs the catalog). UsageError propagates to the caller, which prints
+    it as one line. `quiet=False` (--verbose) keeps Spark's own logging."""
     from jobs.metrics import emf_lines
     from jobs.session import get_session
 
-    spark = get_session(master=master, quiet=quiet)
+    spark = get_session(master=master, driver_memory=config.driver_memory, quiet=quiet)
+    _quiet_when_the_jvm_dies(spark)
     try:
         summary = run_pipeline(spark, config)
     except QualityGateFailed as exc:
         print(f"error: quality gate failed, nothing published: {exc}", file=sys.stderr)
         print("\n".join(emf_lines(None, int(time.time() * 1000))))
         return 1
+    except Exception as exc:
+        failure = _out_of_memory(spark, exc)
+        if failure is None:
+            raise
+        what, change = failure
+        log_path = _write_trace(what, exc)
+        print(
+            f"error: Spark ran out of memory ({what}), nothing published; {change} the driver memory with "
+            f"--driver-memory or {DRIVER_MEMORY_ENV} (this run: {_spark_memory(spark, config)}); full trace: {log_path}",
+            file=sys.stderr,
+        )
+        return 1
     print("\n".join(summary.lines() + emf_lines(summary, int(time.time() * 1000))))
     if summary.catalog_failed:
         print(f"error: {summary.catalog}", file=sys.stderr)
         return 1
     return 0
+
+
+def _quiet_when_the_jvm_dies(spark) -> None:
+    """A JVM that dies mid-run makes py4j log every failed call with a traceback (on the root logger) and
+    pyspark's accumulator server print one per lost connection; the one-line error of `execute` says
+    what happened, and the log file it names holds the trace."""
+    import logging
+
+    logging.getLogger().addFilter(lambda record: "py4j" not in record.pathname.split(os.sep))
+    server = getattr(spark.sparkContext, "_accumulatorServer", None)  # private to pyspark: absent, nothing to quiet
+    if server is not None:
+        server.handle_error = lambda request, client_address: None
+
+
+# The exit status Spark gives a JVM that died of an OutOfMemoryError (SparkExitCode.OOM), and the
+# signal the Linux out-of-memory killer sends (a child killed by it has exit status -9).
+_JVM_OOM_EXIT = 52
+_SIGKILL = 9
+
+
+def _out_of_memory(spark, exc: BaseException):
+    """(what ran out, "raise" or "lower") if `exc` (or what caused it) is Spark running out of memory: a
+    Java OutOfMemoryError reported through py4j, the local JVM gone with Spark's out-of-memory exit status,
+    or the local JVM killed by the system (its out-of-memory killer: the heap asked for more than the
+    machine had free, so the driver memory must come down). None otherwise."""
+    seen = exc
+    while seen is not None:
+        java = getattr(seen, "java_exception", None)
+        text = str(java) if java is not None else ""
+        named = re.search(r"java\.lang\.OutOfMemoryError[^\n]*", text)
+        if named:
+            return named.group(0).strip(), "raise"
+        seen = seen.__cause__ or seen.__context__
+    # pyspark keeps the local JVM's process on the gateway (not there under spark-submit).
+    process = getattr(getattr(spark.sparkContext, "_gateway", None), "proc", None)
+    if process is not None:
+        try:
+            status = process.wait(timeout=30) if process.poll() is None and _gateway_gone(exc) else process.poll()
+        except Exception:  # still running after the wait: not a dead JVM
+            status = None
+        if status == _JVM_OOM_EXIT:
+            return "java.lang.OutOfMemoryError: the Spark JVM exited", "raise"
+        if status == -_SIGKILL:
+            return "the Spark JVM was killed (SIGKILL, as the system's out-of-memory killer does)", "lower"
+    return None
+
+
+def _gateway_gone(exc: BaseException) -> bool:
+    from py4j.protocol import Py4JError
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, (Py4JError, ConnectionError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _spark_memory(spark, config: RunConfig) -> str:
+    try:
+        return f"driver {spark.sparkContext.getConf().get('spark.driver.memory', 'default')}"
+    except Exception:  # the JVM is gone: say what was asked for
+        return f"driver {config.driver_memory or 'sized from the machine'}"
+
+
+def _write_trace(failure: str, exc: BaseException) -> str:
+    """What failed, then the whole Python and Java trace, in a file the one-line error names."""
+    import tempfile
+    import traceback
+
+    handle, path = tempfile.mkstemp(prefix="advising-run-", suffix=".log")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(f"{failure}\n\n")
+        out.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        seen = exc
+        while seen is not None:
+            java = getattr(seen, "java_exception", None)
+            if java is not None:
+                try:
+                    out.write("\nJava:\n" + str(java.toString()) + "\n")
+                    out.write("".join(f"    at {frame.toString()}\n" for frame in java.getStackTrace()))
+                except Exception:  # the JVM is gone: the Python trace above holds its text
+                    pass
+            seen = seen.__cause__ or seen.__context__
+    return path
 
 
 def main(argv: Sequence[str]) -> int:

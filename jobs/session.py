@@ -5,11 +5,12 @@ spark-defaults; here we only set what correctness needs, plus sane local-mode de
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
 import sys
-from typing import Optional
+from typing import Dict, Optional
 
 from common.errors import UsageError
 
@@ -25,15 +26,29 @@ CONTRACT_SETTINGS = {
     # A field of the wrong JSON type nulls only that field, so it can be reported precisely.
     "spark.sql.json.enablePartialResults": "true",
     "spark.sql.adaptive.enabled": "true",
+    # The pipeline counts rows with observe() on its writes; AQE would replace an empty stage, its
+    # metrics with it, by an empty relation, and the count would never arrive.
+    "spark.sql.adaptive.optimizer.excludedRules": "org.apache.spark.sql.execution.adaptive.AQEPropagateEmptyRelation",
 }
 
 LOCAL_SETTINGS = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "8",
-    "spark.driver.memory": "4g",
+    # The executor is this very JVM: a task's OutOfMemoryError must fail the job (which the pipeline
+    # reports in one line and cleans up after), not exit the JVM under the Python driver.
+    "spark.executor.killOnFatalError.depth": "0",
     "spark.sql.warehouse.dir": os.path.join(os.environ.get("TMPDIR", "/tmp"), "advising-spark-warehouse"),
 }
+
+# Local mode runs every task inside the driver JVM, so the driver gets this share of the machine's memory
+# (the rest is for the Python workers, the page cache and the OS), never less than MIN_DRIVER_MEMORY_MB.
+LOCAL_MEMORY_SHARE = 0.5
+MIN_DRIVER_MEMORY_MB = 1024
+# Shuffle partitions per byte of (gzip) change log in scope: a task's share of a shuffle stays about
+# the same as the log grows (about 60 MB of decompressed lines), instead of a fixed count whose tasks
+# grow until one no longer fits. AQE coalesces what turns out small.
+INPUT_BYTES_PER_PARTITION = 16 * 1024 * 1024
 
 JAVA_HINT = "Java 17 is required to run Spark: install it (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
 
@@ -58,10 +73,33 @@ def quiet_logging_options() -> str:
     return f"-Dlog4j2.configurationFile=file:{config}"
 
 
+def machine_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def local_driver_memory(machine_bytes: int) -> str:
+    """The local driver's heap for a machine with this much memory (LOCAL_MEMORY_SHARE of it)."""
+    return f"{max(MIN_DRIVER_MEMORY_MB, int(machine_bytes * LOCAL_MEMORY_SHARE) // (1024 * 1024))}m"
+
+
+def shuffle_settings(input_bytes: int, parallelism: int) -> Dict[str, str]:
+    """Shuffle partitioning for a run over `input_bytes` of change log: one partition per
+    INPUT_BYTES_PER_PARTITION, and at least one per core. Set by the job itself from its own input
+    listing, so a local run and an EMR step make the same choice."""
+    partitions = str(max(parallelism, math.ceil(input_bytes / INPUT_BYTES_PER_PARTITION)))
+    return {"spark.sql.shuffle.partitions": partitions, "spark.sql.adaptive.coalescePartitions.initialPartitionNum": partitions}
+
+
 def get_session(
-    app_name: str = "advising-pipeline", master: Optional[str] = None, extra: Optional[dict] = None, quiet: bool = True
+    app_name: str = "advising-pipeline",
+    master: Optional[str] = None,
+    extra: Optional[dict] = None,
+    driver_memory: Optional[str] = None,
+    quiet: bool = True,
 ):
-    """The active session if there is one (spark-submit, tests), else a new local one.
+    """The active session if there is one (spark-submit, tests), else a new local one. `driver_memory`
+    (a JVM size such as 8g) only applies when this call starts the JVM: a local run; under spark-submit
+    the driver's memory is spark-submit's --driver-memory.
 
     A new local session is quiet unless `quiet=False` (issue 14): only the pipeline's own lines are
     printed. Under spark-submit the JVM already runs with the submitter's logging (on EMR, the cluster's),
@@ -91,6 +129,8 @@ def get_session(
             builder = builder.config(key, value)
         if quiet:
             builder = builder.config("spark.driver.extraJavaOptions", quiet_logging_options())
+        # Read by the JVM at start-up only, hence here and nowhere later.
+        builder = builder.config("spark.driver.memory", driver_memory or local_driver_memory(machine_memory_bytes()))
     for key, value in {**CONTRACT_SETTINGS, **(extra or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

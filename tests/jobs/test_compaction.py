@@ -5,7 +5,7 @@ import json
 import pytest
 from chispa import assert_df_equality
 
-from jobs.compaction import CHANGE_COLUMNS, latest_changes, validate_images
+from jobs.compaction import CHANGE_COLUMNS, check_images, latest_changes, split_checked
 
 CHANGE_SCHEMA = (
     "appointment_id string, event_id string, event_name string, sequence_number string, "
@@ -37,6 +37,10 @@ def change(event_id, seq, name="MODIFY", appointment_id="a1", act=T0, img=..., d
     return (appointment_id, event_id, name, seq, act, img, is_string, dt.date(2026, 9, day), f"/in/{file}")
 
 
+def validate_images(winners_df):
+    return split_checked(check_images(winners_df))
+
+
 def winners(spark, *rows):
     return latest_changes(spark.createDataFrame(list(rows), CHANGE_SCHEMA))
 
@@ -59,9 +63,14 @@ def test_ties_break_by_creation_instant_then_event_id(spark):
 
 
 def test_duplicates_are_one_change_and_the_earliest_copy_is_kept(spark):
+    from pyspark.sql import Observation
+
     rows = [change("e1", "7", day=3, file="late"), change("e1", "7", day=2, file="b"), change("e1", "7", day=2, file="a")]
-    result = winners(spark, *rows)
+    rows.append(change("e2", "8", appointment_id="a2"))
+    duplicates = Observation("duplicates")
+    result = latest_changes(spark.createDataFrame(rows, CHANGE_SCHEMA), duplicates).filter("appointment_id = 'a1'")
     assert result.count() == 1
+    assert duplicates.get == {"duplicates": 2}  # counted by the compaction itself: three copies of e1, one of e2
     row = result.first()
     assert (row["ingest_date"], row["source_file"]) == (dt.date(2026, 9, 2), "/in/a")
 

@@ -26,6 +26,11 @@ def line(**overrides):
     return json.dumps({k: v for k, v in record.items() if v is not ...})
 
 
+def compact(**overrides):
+    """A line as the stream sink writes it: no spaces after separators."""
+    return json.dumps(json.loads(line(**overrides)), separators=(",", ":"))
+
+
 def parse(spark, *values):
     lines = spark.createDataFrame(
         [(v, "/in/appointments/ingest_date=2026-09-01/f.jsonl.gz", dt.date(2026, 9, 1)) for v in values],
@@ -75,6 +80,10 @@ def test_timestamp_format(spark, text, expected):
         (line() + " garbage", "invalid_json"),
         ('{"event_id": "e1", "event_name": "INSERT"} {"x": 1}', "invalid_json"),
         ('{"event_id": "e1"}, {"x": 1}', "invalid_json"),
+        ("null", "invalid_json"),
+        ("[" + line() + "]", "invalid_json"),
+        (line() + "}", "invalid_json"),
+        (line(keys="a1"), "missing_appointment_id"),  # a field of the wrong type: still an object
         (line(event_id=...), "missing_event_id"),
         (line(event_id=""), "missing_event_id"),
         (line(event_id=None), "missing_event_id"),
@@ -89,6 +98,9 @@ def test_timestamp_format(spark, text, expected):
         (line(sequence_number=100000000000000000001), "bad_sequence_number"),
         (line(sequence_number="12a4"), "bad_sequence_number"),
         (line(sequence_number="-12"), "bad_sequence_number"),
+        # The sink's compact spelling, which the cheap string test recognises, and a number spelled so.
+        (compact(sequence_number=100000000000000000001), "bad_sequence_number"),
+        (compact(sequence_number="12a4"), "bad_sequence_number"),
         (line(approximate_creation_time="2026-09-01 10:00:00Z"), "bad_approximate_creation_time"),
         (line(approximate_creation_time="2026-02-30T10:00:00Z"), "bad_approximate_creation_time"),
     ],
@@ -99,10 +111,10 @@ def test_rule1_rejects_with_reason(spark, value, reason):
 
 
 def test_valid_line_is_typed_and_blank_lines_are_ignored(spark):
-    parsed = parse(spark, line(approximate_creation_time="2026-09-01T12:00:00.1234567+02:00"), "", "   ")
+    parsed = parse(spark, line(approximate_creation_time="2026-09-01T12:00:00.1234567+02:00"), "", "   ", "\t\r", compact(event_id="e2"))
     assert rejected_lines(parsed).count() == 0
-    row = valid_changes(parsed).first()
-    assert valid_changes(parsed).count() == 1
+    assert sorted(r["event_id"] for r in valid_changes(parsed).collect()) == ["e1", "e2"]
+    row = valid_changes(parsed).filter("event_id = 'e1'").first()
     assert row["event_id"] == "e1" and row["appointment_id"] == "a1"
     assert row["sequence_number"] == "100000000000000000001"
     assert row["approximate_creation_time"] == dt.datetime(2026, 9, 1, 10, 0, 0, 123456)

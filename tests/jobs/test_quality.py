@@ -1,4 +1,4 @@
-"""The quality gate (jobs/quality.py) on small real Spark DataFrames.
+"""The quality gate (jobs/quality/) on small real Spark DataFrames.
 
 Each critical expectation is broken on its own, in a copy of a clean frame, and must fail the gate by
 name; warnings must be reported without failing it. Each test validates only the frame it breaks, so
@@ -16,6 +16,8 @@ import pytest
 from pyspark.sql import types as T
 
 from jobs import quality
+from jobs.quality import gx
+from jobs.quality.report import _json_safe
 from jobs.contract import TABLES
 
 DAY = dt.date(2026, 9, 1)
@@ -224,7 +226,7 @@ def test_each_critical_breach_fails_the_gate_by_name(spark, name, expectation, m
     assert "expected " in failure.details
     assert failure.examples, "a failed check lists offending values"
     if example is not None:
-        assert example in failure.examples or json.dumps(example) in json.dumps(quality._json_safe(failure.examples))
+        assert example in failure.examples or json.dumps(example) in json.dumps(_json_safe(failure.examples))
     line = report.summary_line()
     assert line.startswith("quality gate FAILED: ") and f"{expectation} (critical)" in line and "\n" not in line
 
@@ -372,7 +374,7 @@ def test_gate_runs_with_the_network_cut_off(spark, monkeypatch):
     assert report.passed, report.summary_line()
     assert attempts == []
     assert os.environ["GX_ANALYTICS_ENABLED"] == "false"
-    context = quality._context(quality._import_gx())
+    context = gx.context(gx.import_gx())
     assert context.config.analytics_enabled is False
 
 
