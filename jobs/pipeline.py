@@ -424,11 +424,12 @@ def _manifest(config: RunConfig, plan: _Plan, summary: RunSummary) -> str:
     return json.dumps(doc, indent=1)
 
 
-def execute(config: RunConfig, master: Optional[str] = None, quiet: bool = True) -> int:
+def execute(config: RunConfig, master: Optional[str] = None, quiet: bool = True, metrics: bool = False) -> int:
     """Run once and print the summary; exit status 0, 1 when the quality gate stopped the publish, Spark
     ran out of memory (nothing published then), or the catalog could not follow a commit (the data is
     committed then; the next run repairs the catalog). UsageError propagates to the caller, which prints
-    it as one line. `quiet=False` (--verbose) keeps Spark's own logging."""
+    it as one line. `quiet=False` (--verbose) keeps Spark's own logging. `metrics=True` (the spark-submit
+    entry, i.e. the EMR step) adds the summary as CloudWatch EMF lines; `advising run` prints people's lines only."""
     from jobs.metrics import emf_lines
     from jobs.session import get_session
 
@@ -438,7 +439,8 @@ def execute(config: RunConfig, master: Optional[str] = None, quiet: bool = True)
         summary = run_pipeline(spark, config)
     except QualityGateFailed as exc:
         print(f"error: quality gate failed, nothing published: {exc}", file=sys.stderr)
-        print("\n".join(emf_lines(None, int(time.time() * 1000))))
+        if metrics:
+            print("\n".join(emf_lines(None, int(time.time() * 1000))))
         return 1
     except Exception as exc:
         failure = _out_of_memory(spark, exc)
@@ -452,7 +454,7 @@ def execute(config: RunConfig, master: Optional[str] = None, quiet: bool = True)
             file=sys.stderr,
         )
         return 1
-    print("\n".join(summary.lines() + emf_lines(summary, int(time.time() * 1000))))
+    print("\n".join(summary.lines() + (emf_lines(summary, int(time.time() * 1000)) if metrics else [])))
     if summary.catalog_failed:
         print(f"error: {summary.catalog}", file=sys.stderr)
         return 1
@@ -547,7 +549,7 @@ def _write_trace(failure: str, exc: BaseException) -> str:
 def main(argv: Sequence[str]) -> int:
     """spark-submit entry: same flags and messages as `advising run`."""
     try:
-        return execute(RunConfig.from_args(argv))
+        return execute(RunConfig.from_args(argv), metrics=True)
     except UsageError as exc:
         print(f"advising job: error: {exc}", file=sys.stderr)
         return 2
