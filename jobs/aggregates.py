@@ -72,16 +72,38 @@ def advisor_daily_load(appointments: DataFrame, advisors: Optional[DataFrame]) -
 def booking_trends_daily(appointments: DataFrame, timezone: str) -> DataFrame:
     """`appointments` table -> bookings per department and local booking date, zero-filled between each
     department's first and last booking date, with a trailing 7-day average."""
+    return trends_from_daily(daily_bookings(appointments, timezone))
+
+
+def daily_bookings(appointments: DataFrame, timezone: str) -> DataFrame:
+    """`appointments` table -> one row per department and local booking date with bookings: department,
+    date, bookings_created, cancelled_count, q (the exact median and p90 lead times)."""
     booked = appointments.select(
         "department", local_date(F.col("created_at"), timezone).alias("date"), "status", "lead_time_hours"
     )
-    daily = booked.groupBy("department", "date").agg(
+    return booked.groupBy("department", "date").agg(
         F.count(F.lit(1)).alias("bookings_created"),
         F.count(F.when(F.col("status") == "CANCELLED", True)).alias("cancelled_count"),
         # percentile (not percentile_approx) is exact, with linear interpolation between ranks.
         F.expr("percentile(lead_time_hours, array(0.5, 0.9))").alias("q"),
     )
-    calendar = booked.groupBy("department").agg(F.min("date").alias("first"), F.max("date").alias("last")).select(
+
+
+def daily_from_trends(trends: DataFrame) -> DataFrame:
+    """A published `booking_trends_daily` -> its days with bookings in `daily_bookings` form (a nightly run
+    recomputes only the days it touched and takes the others from here, jobs.incremental)."""
+    return trends.filter(F.col("bookings_created") > 0).select(
+        "department",
+        "date",
+        "bookings_created",
+        "cancelled_count",
+        F.array("median_lead_time_hours", "p90_lead_time_hours").alias("q"),
+    )
+
+
+def trends_from_daily(daily: DataFrame) -> DataFrame:
+    """`daily_bookings` rows -> the `booking_trends_daily` table."""
+    calendar = daily.groupBy("department").agg(F.min("date").alias("first"), F.max("date").alias("last")).select(
         "department", F.explode(F.sequence("first", "last")).alias("date")
     )
     filled = calendar.join(daily, ["department", "date"], "left")

@@ -28,6 +28,21 @@ CHANGE_COLUMNS = (
     "source_file",
 )
 
+# Rule 5's checks in contract order: the first that fails is the reason. The quarantine tells these
+# rows (one per winning change) from rule 1's (one per line) by this list.
+IMAGE_REASONS = (
+    "missing_image",
+    "bad_image",
+    "bad_appointment_id",
+    "bad_student_id",
+    "bad_advisor_id",
+    "bad_department",
+    "bad_status",
+    "bad_duration_minutes",
+    *(f"bad_{field}" for field in IMAGE_TIMESTAMP_FIELDS),
+    "bad_channel",
+)
+
 # Every image attribute as text, its JSON type checked separately (see _is_json_string), except
 # duration_minutes: only a JSON integer token parses as a long ("30" and 30.0 come out null), and
 # partial results (jobs.session) keep the other fields when it fails.
@@ -116,23 +131,22 @@ def check_images(winners: DataFrame) -> DataFrame:
         value = t[field]
         return value.isNull() | (value == "") | ~_is_json_string(image, field)
 
-    checks = [
-        (image.isNull(), "missing_image"),
-        (~is_object, "bad_image"),
-        (bad_string("appointment_id") | (t["appointment_id"] != F.col("appointment_id")), "bad_appointment_id"),
-        (bad_string("student_id"), "bad_student_id"),
-        (bad_string("advisor_id"), "bad_advisor_id"),
-        (bad_string("department"), "bad_department"),
-        (bad_string("status") | ~t["status"].isin(*STATUSES), "bad_status"),
-        (~t["duration_minutes"].between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES) | t["duration_minutes"].isNull(), "bad_duration_minutes"),
-    ]
-    for field in IMAGE_TIMESTAMP_FIELDS:
-        checks.append((~_is_json_string(image, field) | F.col(f"ts_{field}").isNull(), f"bad_{field}"))
-    checks.append((t["channel"].isNotNull() & ~_is_json_string(image, "channel"), "bad_channel"))
-
-    reason = F.when(checks[0][0], F.lit(checks[0][1]))
-    for condition, code in checks[1:]:
-        reason = reason.when(condition, F.lit(code))
+    conditions = {
+        "missing_image": image.isNull(),
+        "bad_image": ~is_object,
+        "bad_appointment_id": bad_string("appointment_id") | (t["appointment_id"] != F.col("appointment_id")),
+        "bad_student_id": bad_string("student_id"),
+        "bad_advisor_id": bad_string("advisor_id"),
+        "bad_department": bad_string("department"),
+        "bad_status": bad_string("status") | ~t["status"].isin(*STATUSES),
+        "bad_duration_minutes": ~t["duration_minutes"].between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES)
+        | t["duration_minutes"].isNull(),
+        **{f"bad_{field}": ~_is_json_string(image, field) | F.col(f"ts_{field}").isNull() for field in IMAGE_TIMESTAMP_FIELDS},
+        "bad_channel": t["channel"].isNotNull() & ~_is_json_string(image, "channel"),
+    }
+    reason = F.when(conditions[IMAGE_REASONS[0]], F.lit(IMAGE_REASONS[0]))
+    for code in IMAGE_REASONS[1:]:
+        reason = reason.when(conditions[code], F.lit(code))
 
     parsed = live.select("*", F.from_json(image, _IMAGE_SCHEMA).alias("t"))
     typed = parsed.select("*", *[parse_timestamp(t[field]).alias(f"ts_{field}") for field in IMAGE_TIMESTAMP_FIELDS])

@@ -207,9 +207,15 @@ def run_pipeline(spark, config: RunConfig, log=print) -> RunSummary:
             parsed = None
             try:
                 parsed = _read_and_parse(run)
-                winners, line_rejects = _compact(run, parsed)
-                staged = _stage_tables(run, winners, line_rejects)
-                _quality_gate(run, staged, parsed, winners)
+                if run.base is None:
+                    winners, line_rejects = _compact(run, parsed)
+                    staged = _stage_tables(run, winners, line_rejects)
+                    _quality_gate(run, staged, parsed, winners)
+                else:
+                    touched, winners = _compact_nightly(run, parsed)
+                    staged, whole = _stage_nightly(run, touched, winners, parsed)
+                    _quality_gate(run, staged, parsed, winners, whole)
+                    winners.unpersist()
                 _publish(run, lease)
             finally:
                 if parsed is not None:
@@ -225,7 +231,7 @@ def _plan_run(run: _Run) -> bool:
     """List the inputs, check the advisors dimension, decide full / incremental / up-to-date.
     False when the published tables are already current (nothing to do)."""
     from jobs.advisors import capacities, check_unique, read_advisors
-    from jobs.state import State, fingerprint, load_state, new_files, why_full_rebuild
+    from jobs.state import State, fingerprint, load_state, new_files, tables_key, why_full_rebuild
 
     config, storage, summary, plan = run.config, run.storage, run.summary, run.plan
     summary.files_ignored = len(plan.ignored)
@@ -241,7 +247,8 @@ def _plan_run(run: _Run) -> bool:
             raise UsageError(f"cannot read the advisors dimension under {config.input}/advisors: {str(exc).splitlines()[0]}") from None
     # Loaded even for --full: the quality gate compares row counts with the last publish.
     run.previous = load_state(run.store)
-    rebuild = "--full" if config.full else why_full_rebuild(run.previous, plan.input_root, plan.in_scope, config.as_of)
+    key = tables_key(config.timezone, plan.advisors, CONTRACT_VERSION)
+    rebuild = "--full" if config.full else why_full_rebuild(run.previous, plan.input_root, plan.in_scope, config.as_of, key)
     run.base = None if rebuild else run.previous
     run.to_read = new_files(run.base, plan.in_scope)
     summary.mode, summary.reason = ("full", rebuild) if rebuild else ("incremental", f"{len(run.to_read)} new file(s)")
@@ -252,7 +259,8 @@ def _plan_run(run: _Run) -> bool:
         summary.rows = dict(run.base.table_rows)
         summary.quarantined = summary.rows.get("quarantine", 0)
         return False
-    run.state = State(run_id=summary.run_id, input_root=plan.input_root, files=files, fingerprint=inputs_fingerprint)
+    run.state = State(run_id=summary.run_id, input_root=plan.input_root, files=files, fingerprint=inputs_fingerprint,
+                      tables_key=key)
     return True
 
 
@@ -278,7 +286,7 @@ def _read_and_parse(run: _Run):
 
 
 def _compact(run: _Run, parsed):
-    """Rules 2-4: the latest change per appointment (with the base state's), written as the new state."""
+    """Rules 2-4 over the whole log: the latest change per appointment, written as the new state."""
     from pyspark.sql import Observation
 
     from jobs import compaction, parsing
@@ -288,9 +296,6 @@ def _compact(run: _Run, parsed):
     with _stage(run.summary, "compact"):
         changes = parsing.valid_changes(parsed)
         rejects = parsing.rejected_lines(parsed)
-        if run.base is not None:
-            changes = changes.unionByName(_read_table(spark, join(run.base.folder(output_root), "changes"), changes.schema))
-            rejects = rejects.unionByName(_read_table(spark, join(run.base.folder(output_root), "rejects"), rejects.schema))
         duplicates = Observation("duplicates")
         compaction.latest_changes(changes, duplicates).write.parquet(join(state_dir, "changes"))
         run.summary.duplicates = duplicates.get["duplicates"]
@@ -333,8 +338,54 @@ def _stage_tables(run: _Run, winners, line_rejects) -> Dict[str, object]:
     return staged
 
 
-def _quality_gate(run: _Run, staged, parsed, winners) -> None:
-    """The data-quality gate over the staged tables; raises QualityGateFailed to stop the publish."""
+def _compact_nightly(run: _Run, parsed):
+    """Rules 2-4 for the appointments the new files touch (jobs.incremental); the new state carries the rest."""
+    from pyspark.sql import Observation
+
+    from jobs import incremental, parsing
+
+    output_root = run.plan.output_root
+    with _stage(run.summary, "compact"):
+        duplicates = Observation("duplicates")
+        touched, winners = incremental.compact(
+            run.spark, run.base.folder(output_root), run.state.folder(output_root),
+            parsing.valid_changes(parsed), parsing.rejected_lines(parsed), run.storage, duplicates,
+        )
+        run.summary.duplicates = duplicates.get["duplicates"]
+    return touched, winners
+
+
+def _stage_nightly(run: _Run, touched, winners, parsed):
+    """The tables of the new version with only the reachable partitions recomputed (jobs.incremental);
+    returns the recomputed partitions as lazy reads (what the gate validates) and the whole-table figures."""
+    from pyspark.sql import functions as F
+
+    from jobs import incremental, parsing
+    from jobs.contract import TABLES
+    from jobs.quality import WholeTables
+    from jobs.versions import version_dir
+
+    summary = run.summary
+    with _stage(summary, "tables"):
+        nightly = incremental.stage_tables(
+            run.spark, run.storage, version_dir(run.plan.output_root, run.base.run_id), run.version, touched, winners,
+            parsing.rejected_lines(parsed), run.config.timezone, run.advisors,
+        )
+        touched.unpersist()
+        summary.rows.update(nightly.rows)
+        summary.quarantined = summary.rows["quarantine"]
+        staged = {}
+        for name, (schema, column) in TABLES.items():
+            table = _read_table(run.spark, join(run.version, name), schema)
+            staged[name] = table.filter(F.col(column).isin(*[dt.date.fromisoformat(v) for v in nightly.recomputed[name]]))
+        ids = _read_table(run.spark, join(run.version, "appointments"), TABLES["appointments"][0]).select("appointment_id")
+        counts = ids.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("appointment_id").alias("ids")).first()
+    return staged, WholeTables(rows=dict(nightly.rows), duplicate_appointment_ids=counts["rows"] - counts["ids"])
+
+
+def _quality_gate(run: _Run, staged, parsed, winners, whole=None) -> None:
+    """The data-quality gate over the staged tables (a nightly run: the recomputed partitions, and `whole`
+    for the whole-table invariants); raises QualityGateFailed to stop the publish."""
     from jobs import parsing
 
     summary = run.summary
@@ -344,7 +395,7 @@ def _quality_gate(run: _Run, staged, parsed, winners) -> None:
         return
     with _stage(summary, "quality"):
         frames = {**staged, "change_log": parsing.valid_changes(parsed), "snapshot": winners}
-        _run_gate(run.storage, summary, frames, run.previous, run.report_dir)
+        _run_gate(run.storage, summary, frames, run.previous, run.report_dir, whole)
 
 
 def _publish(run: _Run, lease) -> None:
@@ -390,14 +441,14 @@ def _update_catalog(run: _Run) -> None:
     summary.catalog = f"catalog {database}: {len(changed)} of {len(TABLES)} tables switched to version {version.run_id}"
 
 
-def _run_gate(storage, summary, frames, previous, report_dir) -> None:
+def _run_gate(storage, summary, frames, previous, report_dir, whole) -> None:
     import os
     import shutil
     import tempfile
 
     from jobs.quality import run_gate, write_report
 
-    report = run_gate(frames, previous.table_rows if previous is not None else None)
+    report = run_gate(frames, previous.table_rows if previous is not None else None, whole)
     summary.quality = report.summary_line()
     local_dir = local_path(report_dir)
     target = local_dir or tempfile.mkdtemp(prefix="advising-quality-")

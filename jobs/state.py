@@ -38,6 +38,9 @@ class State:
     files: Dict[str, Tuple[int, int, str]]  # path -> (size, modified_ms, ingest_date)
     table_rows: Dict[str, int] = field(default_factory=dict)
     fingerprint: str = ""
+    # What every table row depends on besides the log (time zone, advisors, contract): a nightly run
+    # recomputes only some partitions, so it may extend a state only when this is unchanged.
+    tables_key: str = ""
 
     def folder(self, output_root: str) -> str:
         return join(version_dir(output_root, self.run_id), STATE)
@@ -48,6 +51,7 @@ class State:
             "input_root": self.input_root,
             "files": {path: list(sig) for path, sig in sorted(self.files.items())},
             "fingerprint": self.fingerprint,
+            "tables_key": self.tables_key,
         }
 
 
@@ -63,15 +67,19 @@ def load_state(store: VersionStore) -> Optional[State]:
         files={path: (sig[0], sig[1], sig[2]) for path, sig in doc["files"].items()},
         table_rows=dict(version.rows),
         fingerprint=doc.get("fingerprint", ""),
+        tables_key=doc.get("tables_key", ""),
     )
 
 
-def why_full_rebuild(state: Optional[State], input_root: str, in_scope: List[ChangeLogFile], as_of: Optional[dt.date]) -> Optional[str]:
+def why_full_rebuild(state: Optional[State], input_root: str, in_scope: List[ChangeLogFile], as_of: Optional[dt.date],
+                     tables_key: str) -> Optional[str]:
     """Why the previous state cannot be extended (then the run rebuilds from the whole log), or None."""
     if state is None:
         return "no previous state"
     if state.input_root != input_root:
         return f"input root changed (state was built from {state.input_root})"
+    if state.tables_key != tables_key:
+        return "time zone, advisors or contract changed since the last publish"
     current = {f.path: f.signature for f in in_scope}
     for path, (size, modified_ms, ingest_date) in state.files.items():
         if as_of is not None and dt.date.fromisoformat(ingest_date) > as_of:
@@ -86,6 +94,13 @@ def why_full_rebuild(state: Optional[State], input_root: str, in_scope: List[Cha
 def new_files(state: Optional[State], in_scope: List[ChangeLogFile]) -> List[ChangeLogFile]:
     known = state.files if state is not None else {}
     return [f for f in in_scope if f.path not in known]
+
+
+def tables_key(timezone: str, advisors: List[FileInfo], contract_version: str) -> str:
+    """Identity of what the tables depend on besides the change log."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([timezone, sorted((a.path, a.size, a.modified_ms) for a in advisors), contract_version]).encode())
+    return digest.hexdigest()
 
 
 def fingerprint(files: Dict[str, Tuple[int, int, str]], timezone: str, advisors: List[FileInfo]) -> str:

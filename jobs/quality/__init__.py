@@ -15,6 +15,9 @@ This package ships to EMR: Python 3.9 syntax only.
 """
 from jobs.quality.report import ExpectationOutcome, GateReport, write_report
 from jobs.quality.runner import run_gate
-from jobs.quality.suites import CRITICAL, FRAME_ORDER, WARNING, suite_checks
+from jobs.quality.suites import CRITICAL, FRAME_ORDER, WARNING, WholeTables, suite_checks
 
-__all__ = ["CRITICAL", "FRAME_ORDER", "WARNING", "ExpectationOutcome", "GateReport", "run_gate", "suite_checks", "write_report"]
+__all__ = [
+    "CRITICAL", "FRAME_ORDER", "WARNING", "ExpectationOutcome", "GateReport", "WholeTables", "run_gate", "suite_checks",
+    "write_report",
+]

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from jobs.quality.gx import context, gx_expectations, import_gx, spark_source
 from jobs.quality.report import ExpectationOutcome, GateReport, build_data_docs
-from jobs.quality.suites import CRITICAL, EXAMPLES, FRAME_ORDER, SQL_ROWS, Check, suite_checks
+from jobs.quality.suites import CRITICAL, EXAMPLES, FRAME_ORDER, SQL_ROWS, Check, WholeTables, suite_checks, whole_table_outcomes
 
 # Pass 1 asks GX for verdicts and counts only: with no example values requested, every column check
 # of a frame folds into one Spark aggregation. Examples are fetched afterwards for failures only.
@@ -16,22 +16,27 @@ _NAME_KEY = "gate_name"
 _ROW_COUNT = "row_count"
 
 
-def run_gate(frames: Mapping[str, Any], previous_counts: Optional[Mapping[str, int]]) -> GateReport:
-    """Validate every frame present with its suite; passed only if no critical expectation failed."""
+def run_gate(frames: Mapping[str, Any], previous_counts: Optional[Mapping[str, int]],
+             whole: Optional[WholeTables] = None) -> GateReport:
+    """Validate every frame present with its suite; passed only if no critical expectation failed.
+    `whole` (a nightly run, whose frames hold only the recomputed partitions) moves the row-count checks
+    to the whole tables' counts and adds the whole-table uniqueness of appointment_id."""
     started = time.perf_counter()
     gx = import_gx()
     gx_context = context(gx)
     source = spark_source(gx_context, "staged")
     outcomes: List[ExpectationOutcome] = []
-    row_counts: Dict[str, int] = {}
+    row_counts: Dict[str, int] = dict(whole.rows) if whole is not None else {}
     for frame in FRAME_ORDER:
         if frame not in frames:
             continue
-        checks = suite_checks(frame, previous_counts, row_counts)
+        checks = suite_checks(frame, previous_counts if whole is None else None, row_counts)
         frame_outcomes, count = _validate_frame(frame, frames[frame], *_prepare(gx, gx_context, source, frame, checks))
         outcomes += frame_outcomes
-        if count is not None:
+        if count is not None and whole is None:
             row_counts[frame] = count
+    if whole is not None:
+        outcomes += [ExpectationOutcome(*outcome) for outcome in whole_table_outcomes(whole, previous_counts)]
     return GateReport(
         passed=not any(not o.success and o.severity == CRITICAL for o in outcomes),
         results=outcomes,

@@ -26,6 +26,8 @@ SHRINK_IS_CRITICAL = ("snapshot", "appointments")
 # Quarantine is whole-scope, like the snapshot, so that is its yardstick (the change log of an
 # incremental run holds only the new files). The sample data's deliberate mess gives about 4.5%.
 MAX_QUARANTINE_SHARE = 0.10
+# An incremental run's change log holds only new files, and a shrinking quarantine is good news.
+_NO_SHRINK_CHECK = ("change_log", "quarantine")
 EXAMPLES = 5
 
 _DIGITS = "^[0-9]+$"
@@ -48,6 +50,15 @@ class Check:
     passes_when_empty: bool = False
 
 
+@dataclass(frozen=True)
+class WholeTables:
+    """A nightly run validates only the partitions it recomputed; these whole-table figures (counted by the
+    pipeline) carry the invariants that span every partition."""
+
+    rows: Mapping[str, int]
+    duplicate_appointment_ids: int
+
+
 # Marks SQL checks, whose offending rows only GX's COMPLETE result format returns.
 SQL_ROWS = "sql rows"
 
@@ -63,14 +74,13 @@ def suite_checks(frame: str, previous_counts: Optional[Mapping[str, int]], row_c
         required = [f.name for f in schema.fields if not f.nullable]
         checks = [_not_null(gxe, frame, column) for column in required] + checks
     previous = (previous_counts or {}).get(frame)
-    # An incremental run's change log holds only new files, and a shrinking quarantine is good news.
-    if previous is not None and frame not in ("change_log", "quarantine"):
-        minimum = int(math.ceil(previous * MIN_KEPT_SHARE))
+    if previous is not None and frame not in _NO_SHRINK_CHECK:
+        name, severity, minimum, rule = shrink_rule(frame, previous)
         checks.append(
             Check(
-                f"{frame}.row_count_vs_previous",
-                CRITICAL if frame in SHRINK_IS_CRITICAL else WARNING,
-                f"at least {minimum} rows (half of the previous publish's {previous})",
+                name,
+                severity,
+                rule,
                 gxe.ExpectTableRowCountToBeBetween(min_value=minimum),
                 lambda rows: f"{rows} rows vs {previous} previously ({_change(rows, previous)})",
             )
@@ -88,6 +98,39 @@ def suite_checks(frame: str, previous_counts: Optional[Mapping[str, int]], row_c
             )
         )
     return checks
+
+
+def shrink_rule(frame: str, previous: int):
+    """(name, severity, minimum rows, rule in words) of the check that a table kept enough of its rows."""
+    minimum = int(math.ceil(previous * MIN_KEPT_SHARE))
+    return (
+        f"{frame}.row_count_vs_previous",
+        CRITICAL if frame in SHRINK_IS_CRITICAL else WARNING,
+        minimum,
+        f"at least {minimum} rows (half of the previous publish's {previous})",
+    )
+
+
+def whole_table_outcomes(whole: WholeTables, previous_counts: Optional[Mapping[str, int]]) -> List[tuple]:
+    """The whole-table invariants of a nightly run as (frame, name, severity, success, details), evaluated
+    on the pipeline's counts: each table kept enough rows, and no appointment_id is in two partitions."""
+    outcomes = []
+    for frame, rows in whole.rows.items():
+        previous = (previous_counts or {}).get(frame)
+        if previous is not None and frame not in _NO_SHRINK_CHECK:
+            name, severity, minimum, rule = shrink_rule(frame, previous)
+            details = f"{rows} rows vs {previous} previously ({_change(rows, previous)})"
+            outcomes.append((frame, name, severity, rows >= minimum, details if rows >= minimum else f"{details}; expected {rule}"))
+    duplicates = whole.duplicate_appointment_ids
+    outcomes.append((
+        "appointments",
+        "appointments.appointment_id_unique_whole_table",
+        CRITICAL,
+        duplicates == 0,
+        f"{duplicates} appointment_id values in more than one row of the whole table"
+        + ("" if duplicates == 0 else "; expected one row per appointment_id"),
+    ))
+    return outcomes
 
 
 def _map(name: str, severity: str, rule: str, expectation) -> Check:

@@ -1,0 +1,181 @@
+"""A nightly run: recompute only what the night's changes can reach, carry every other partition forward.
+
+Where it sits: jobs.pipeline runs these steps instead of the full-run compaction and tables when the current
+version can be extended (same input root, time zone and advisors; only new files). The result is a complete
+new version, equal row for row to what a full run over the whole log would publish (contract rule 6; the
+tests compare the two).
+
+What the new changes reach. The touched appointments are those with a new valid change; nothing else can
+move. Their new winners come from their old winners (in the current state) and the new changes (rules 2-4),
+and then:
+
+- state: the other winners are kept as they are (one anti-join and a union: no shuffle of the history);
+  the new files' rejected lines are added to the rejected lines kept so far;
+- appointments, advisor_daily_load: the dates of the touched appointments' old and new rows (a reschedule
+  touches two days);
+- booking_trends_daily: the touched (department, booking date) days are aggregated again from the new
+  appointments table, the other days come from the current table, and the small table (departments x days)
+  is rebuilt from them, so the 7-day windows and each department's zero-filled range follow; only the
+  dates whose rows changed are written;
+- quarantine: the ingest dates of the new rejected lines and of the touched appointments' old and new
+  image rejects.
+
+Every partition not recomputed is copied from the current version (a hard link on local disk). Reading and
+writing happen here; the rules stay in jobs.parsing, jobs.compaction and jobs.aggregates.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Dict, List, Set
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Observation
+from pyspark.sql import functions as F
+
+from jobs import aggregates, compaction
+from jobs.contract import TABLES
+from jobs.storage import Storage, join
+
+
+@dataclass
+class Nightly:
+    """What one nightly run recomputed: per table the partition values written again (the gate checks
+    those) and the whole table's row count."""
+
+    recomputed: Dict[str, List[str]] = field(default_factory=dict)
+    rows: Dict[str, int] = field(default_factory=dict)
+    touched: int = 0
+
+
+def compact(spark, base_state: str, new_state: str, changes: DataFrame, rejects: DataFrame, storage: Storage,
+            duplicates: Observation):
+    """Rules 2-4 for the touched appointments only; writes the new state. Returns (touched ids, their new
+    winners), both persisted (small: one night)."""
+    touched = changes.select("appointment_id").distinct().persist(StorageLevel.MEMORY_AND_DISK)
+    base = spark.read.schema(changes.schema).parquet(join(base_state, "changes"))
+    old_winners = base.join(F.broadcast(touched), "appointment_id", "left_semi")
+    winners = compaction.latest_changes(changes.unionByName(old_winners), duplicates).persist(StorageLevel.MEMORY_AND_DISK)
+    kept = base.join(F.broadcast(touched), "appointment_id", "left_anti")
+    kept.unionByName(winners.select(*kept.columns)).write.parquet(join(new_state, "changes"))
+    # The rejected lines of earlier files never change: carried as files, the new ones added beside them.
+    storage.copy_tree(join(base_state, "rejects"), join(new_state, "rejects"))
+    rejects.write.mode("append").parquet(join(new_state, "rejects"))
+    return touched, winners
+
+
+def stage_tables(spark, storage: Storage, base_version: str, new_version: str, touched: DataFrame, winners: DataFrame,
+                 line_rejects: DataFrame, timezone: str, advisors) -> Nightly:
+    """Every table of the new version: the partitions the touched appointments reach recomputed, the others
+    carried forward from `base_version`."""
+    result = Nightly(touched=touched.count())
+    checked = compaction.check_images(winners).persist(StorageLevel.MEMORY_AND_DISK)
+    valid, image_rejects = compaction.split_checked(checked)
+    new_rows = aggregates.appointments_table(valid, timezone).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        old = _table(spark, base_version, "appointments")
+        old_rows = old.join(F.broadcast(touched), "appointment_id", "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
+        dates = _values(old_rows, "appointment_date") | _values(new_rows, "appointment_date")
+        kept = old.filter(_within("appointment_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
+        _replace(spark, storage, result, base_version, new_version, "appointments", kept.unionByName(new_rows), dates)
+
+        appointments = _table(spark, new_version, "appointments")
+        load = aggregates.advisor_daily_load(appointments.filter(_within("appointment_date", dates)), advisors)
+        _replace(spark, storage, result, base_version, new_version, "advisor_daily_load", load, dates)
+
+        trends, changed = _trends(spark, base_version, appointments, old_rows, new_rows, timezone)
+        _replace(spark, storage, result, base_version, new_version, "booking_trends_daily", trends.filter(_within("date", changed)), changed)
+
+        quarantine, ingest_dates = _quarantine(spark, base_version, touched, line_rejects, image_rejects)
+        _replace(spark, storage, result, base_version, new_version, "quarantine", quarantine, ingest_dates)
+        old_rows.unpersist()
+    finally:
+        new_rows.unpersist()
+        checked.unpersist()
+    return result
+
+
+def _trends(spark, base_version: str, appointments: DataFrame, old_rows: DataFrame, new_rows: DataFrame, timezone: str):
+    """The whole booking_trends_daily table (departments x days: small) and the dates whose rows changed."""
+    def booking_days(rows: DataFrame) -> DataFrame:
+        return rows.select("department", aggregates.local_date(F.col("created_at"), timezone).alias("date"))
+
+    days = booking_days(old_rows).union(booking_days(new_rows)).distinct().persist(StorageLevel.MEMORY_AND_DISK)
+    # The touched days, aggregated again over the new appointments table (one column-pruned scan).
+    keys = days.select("department", F.col("date").alias("_day"))
+    touched_days = (
+        appointments.withColumn("_day", aggregates.local_date(F.col("created_at"), timezone))
+        .join(F.broadcast(keys), ["department", "_day"], "left_semi")
+        .drop("_day")
+    )
+    old = _table(spark, base_version, "booking_trends_daily")
+    kept = aggregates.daily_from_trends(old).join(F.broadcast(days), ["department", "date"], "left_anti")
+    trends = aggregates.trends_from_daily(kept.unionByName(aggregates.daily_bookings(touched_days, timezone)))
+    trends = trends.persist(StorageLevel.MEMORY_AND_DISK)
+    key = ["department", "date"]
+    compared = old.alias("o").join(trends.alias("n"), key, "full_outer")
+    same = F.lit(True)
+    for name in trends.columns:
+        if name not in key:
+            same = same & F.col(f"o.{name}").eqNullSafe(F.col(f"n.{name}"))
+    changed = _values(compared.filter(~same), "date")
+    days.unpersist()
+    return trends, changed
+
+
+def _quarantine(spark, base_version: str, touched: DataFrame, line_rejects: DataFrame, image_rejects: DataFrame):
+    """The recomputed quarantine partitions and their ingest dates."""
+    old = _table(spark, base_version, "quarantine")
+    is_image = F.col("reason").isin(*compaction.IMAGE_REASONS)
+    flagged = old.join(F.broadcast(touched.select("appointment_id", F.lit(True).alias("_touched"))), "appointment_id", "left")
+    moved = flagged.filter(is_image & F.col("_touched").isNotNull())
+    new = aggregates.quarantine_table(line_rejects, image_rejects).persist(StorageLevel.MEMORY_AND_DISK)
+    ingest_dates = _values(moved, "ingest_date") | _values(new, "ingest_date")
+    kept = flagged.filter(_within("ingest_date", ingest_dates) & ~(is_image & F.col("_touched").isNotNull()))
+    return aggregates.quarantine_table(kept.select(*new.columns), new), ingest_dates
+
+
+def _table(spark, version: str, name: str) -> DataFrame:
+    schema, _ = TABLES[name]
+    return spark.read.schema(schema).parquet(join(version, name))
+
+
+def _within(column: str, values: Set[str]):
+    """`column` (a date partition column) is one of the ISO dates `values`: pruned to those folders."""
+    return F.col(column).isin(*[dt.date.fromisoformat(v) for v in sorted(values)])
+
+
+def _values(df: DataFrame, column: str) -> Set[str]:
+    """The distinct values of a date column as partition folder values (ISO dates); small by construction."""
+    return {row[0].isoformat() for row in df.select(column).distinct().collect() if row[0] is not None}
+
+
+def _replace(spark, storage: Storage, result: Nightly, base_version: str, new_version: str, name: str, df: DataFrame,
+             recomputed: Set[str]) -> None:
+    """Table `name` of the new version: the partitions of the current version not in `recomputed` copied over,
+    then `df` (the recomputed partitions' rows) written beside them."""
+    schema, column = TABLES[name]
+    source, target = join(base_version, name), join(new_version, name)
+    carried = [
+        child for child in storage.children(source)
+        if child.startswith(f"{column}=") and child[len(column) + 1:] not in recomputed
+    ]
+    for child in carried:
+        storage.copy_tree(join(source, child), join(target, child))
+    old_total = _rows_in(spark, source, schema, None)
+    carried_rows = old_total - _rows_in(spark, source, schema, (column, recomputed))
+    rows = Observation(f"{name}_rows")
+    df.observe(rows, F.count(F.lit(1)).alias("rows")).repartition(column).write.mode("append").partitionBy(column).parquet(target)
+    written = rows.get["rows"]
+    if carried_rows + written == 0:
+        spark.createDataFrame([], schema).coalesce(1).write.mode("overwrite").parquet(target)
+    result.recomputed[name] = sorted(recomputed)
+    result.rows[name] = carried_rows + written
+
+
+def _rows_in(spark, path: str, schema, only) -> int:
+    """Rows of a published table (Parquet footers only), or of some of its partitions."""
+    df = spark.read.schema(schema).parquet(path)
+    if only is not None:
+        df = df.filter(_within(*only))
+    return df.count()

@@ -1,0 +1,117 @@
+"""A nightly run recomputes only what the night reached (jobs.incremental) and still equals one full run."""
+import datetime as dt
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.jobs.test_pipeline import assert_same_tables, run, run_ungated
+
+pytestmark = pytest.mark.slow
+
+ZONE = "America/New_York"
+DEPARTMENTS = ("Math", "History", "Biology")
+
+
+def change(event_id, seq, appointment_id, *, day, department="Math", start_hour=14, status="BOOKED", name="MODIFY",
+           created_day=None, duration=30, image=None):
+    """One change-log line as the stream sink writes it (compact JSON, numbers where the contract has them)."""
+    created = f"2026-09-{created_day or day:02d}T13:00:00Z"
+    if image is None and name != "REMOVE":
+        image = {
+            "appointment_id": appointment_id, "student_id": f"s-{appointment_id}", "advisor_id": f"adv-{department}",
+            "department": department, "start_time": f"2026-09-{day:02d}T{start_hour:02d}:00:00Z",
+            "duration_minutes": duration, "status": status, "created_at": created,
+            "updated_at": f"2026-09-{day:02d}T12:00:00Z",
+        }
+    return {
+        "event_id": event_id, "event_name": name, "sequence_number": str(seq),
+        "approximate_creation_time": f"2026-09-{day:02d}T12:00:00Z", "table": "appointments",
+        "keys": {"appointment_id": appointment_id}, "new_image": image, "old_image": None,
+    }
+
+
+def write(root, ingest_date, name, lines):
+    folder = Path(root) / "appointments" / f"ingest_date={ingest_date}"
+    folder.mkdir(parents=True, exist_ok=True)
+    with gzip.open(folder / f"{name}.jsonl.gz", "wt") as handle:
+        handle.write("\n".join(line if isinstance(line, str) else json.dumps(line, separators=(",", ":")) for line in lines) + "\n")
+
+
+def history(root):
+    """Ten days of bookings in three departments, a few with a broken image, one broken line a day."""
+    for day in range(1, 11):
+        lines = []
+        for n in range(6):
+            appointment = f"a{day:02d}{n}"
+            lines.append(change(f"e-{appointment}-1", day * 100 + n, appointment, day=day + 2, created_day=day,
+                                department=DEPARTMENTS[n % 3], name="INSERT", duration=999 if n == 5 else 30))
+        lines.append("{not json")
+        write(root, f"2026-09-{day:02d}", "part-0", lines)
+
+
+def night(root):
+    """Day 11: reschedules across days and departments, removals, a fix, a break, a new booking, a late copy."""
+    lines = [
+        # Rescheduled to another day (appointments and load move between two dates).
+        change("e-a010-2", 2000, "a010", day=20, department="Math", created_day=1),
+        # Moved to another department and booking day (trends change in two departments).
+        change("e-a031-2", 2001, "a031", day=7, department="Biology", created_day=9),
+        # Removed: the appointment and its load vanish; its department's first booking day moves.
+        change("e-a011-2", 2002, "a011", day=3, name="REMOVE", department="History"),
+        change("e-a020-2", 2003, "a020", day=4, name="REMOVE"),
+        # The broken image of a015 is fixed (its quarantine row leaves day 1's partition).
+        change("e-a015-2", 2004, "a015", day=5, department="Biology", created_day=1),
+        # A valid appointment breaks (a quarantine row appears in day 11's partition).
+        change("e-a052-2", 2005, "a052", day=8, status="lost", department="Biology", created_day=5),
+        # A new booking.
+        change("e-new-1", 1, "anew", day=12, created_day=11, name="INSERT", department="History"),
+        # An older change that loses to the current winner: nothing moves.
+        change("e-a060-0", 1, "a060", day=30, created_day=6),
+        "[]",
+    ]
+    write(root, "2026-09-11", "part-0", lines)
+    # A copy of an event already read, delivered late into an earlier folder: rule 2 keeps the earliest copy.
+    write(root, "2026-09-02", "part-late", [change("e-a070-1", 700, "a070", day=9, created_day=7, name="INSERT")])
+
+
+def test_a_night_of_reschedules_and_removals_equals_a_full_run(spark, tmp_path):
+    source = tmp_path / "in"
+    history(source)
+    nightly = tmp_path / "nightly"
+    summary = run(spark, source, nightly, timezone=ZONE)
+    assert summary.mode == "full" and summary.published
+    before = {p: os.stat(p).st_ino for p in (nightly / "appointments").resolve().rglob("*.parquet")}
+
+    night(source)
+    summary = run(spark, source, nightly, timezone=ZONE)
+    assert summary.mode == "incremental" and summary.files_read == 2 and summary.published, summary.lines()
+    assert summary.quality.startswith("quality gate passed"), summary.quality
+
+    full = tmp_path / "full"
+    assert run_ungated(spark, source, full, timezone=ZONE, full=True).rows == summary.rows
+    assert_same_tables(spark, nightly, full)
+
+    # The night's appointments had rows on 09-03 .. 09-05 and 09-07 .. 09-09 (and move to 09-20 and 09-12):
+    # the other dates' partitions are the current version's files, carried as hard links.
+    after = {os.stat(p).st_ino for p in (nightly / "appointments").resolve().rglob("*.parquet")}
+    carried = sorted(Path(p).parent.name for p, inode in before.items() if inode in after)
+    assert carried == [f"appointment_date=2026-09-{day}" for day in ("06", "10", "11")]
+
+
+def test_the_emr_code_path_carries_partitions_too_and_a_rerun_changes_nothing(spark, tmp_path, monkeypatch):
+    """Through Hadoop's FileSystem API (EMRFS on a cluster), partitions are carried by FileUtil copies."""
+    monkeypatch.setenv("ADVISING_STORAGE", "hadoop")
+    source = tmp_path / "in"
+    history(source)
+    out = tmp_path / "out"
+    run_ungated(spark, source, out, timezone=ZONE, as_of=dt.date(2026, 9, 10))
+    night(source)
+    first = run_ungated(spark, source, out, timezone=ZONE)
+    again = run_ungated(spark, source, out, timezone=ZONE)
+    assert first.mode == "incremental" and again.mode == "up-to-date" and again.rows == first.rows
+    full = tmp_path / "full"
+    run_ungated(spark, source, full, timezone=ZONE, full=True)
+    assert_same_tables(spark, out, full)
