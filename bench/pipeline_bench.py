@@ -4,11 +4,14 @@ size: seconds per stage, events/s, CPU seconds, peak memory of the driver JVM an
 scaling table with the time per million appointments.
 
     .venv/bin/python bench/pipeline_bench.py --appointments 100000
-    .venv/bin/python bench/pipeline_bench.py --appointments 100000 1000000 3000000
+    .venv/bin/python bench/pipeline_bench.py --appointments 100000 1000000 3000000 --incremental
     .venv/bin/python bench/pipeline_bench.py --appointments 10000000 --work /big/disk   # once, not in tests
 
 Each size runs in a fresh process (its own JVM, so peak memory is that run's), over a log generated once
 and kept under --work (keyed by size, seed and days); each run publishes into a fresh output folder.
+--incremental adds the nightly case: a full run over the history up to the last day of full traffic, then
+that day's files as an incremental run (each in its own process), and prints the nightly run's share of
+the full run.
 CPU seconds (JVM + Python, user + system) are the figure to compare on a shared machine: wall time
 there says as much about the neighbours as about the pipeline. --check-sample N compares N sampled
 appointments of the published tables with the reference implementation (tests/reference).
@@ -16,6 +19,7 @@ appointments of the published tables with the reference implementation (tests/re
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import resource
@@ -55,8 +59,15 @@ def run_one(args) -> dict:
     if not (log_dir / "appointments").is_dir():
         summary = generate(log_dir, appointments=args.one, seed=args.seed, days=args.days, force=True)
         print(f"generated: {summary.line()}", file=sys.stderr)
-    out = Path(args.work) / f"out-{args.one}"
-    shutil.rmtree(out, ignore_errors=True)
+    # full: the whole log into a fresh output; history: all but the last day, then nightly: that last day
+    # on top of it (an incremental run, in its own fresh process like a nightly EMR step).
+    out = Path(args.work) / (f"out-{args.one}" if args.case == "full" else f"out-nightly-{args.one}")
+    as_of = None
+    if args.case != "full":
+        night = _night(log_dir)
+        as_of = night - dt.timedelta(days=1) if args.case == "history" else night
+    if args.case != "nightly":
+        shutil.rmtree(out, ignore_errors=True)
 
     started = time.monotonic()
     spark = get_session("advising-bench")
@@ -67,12 +78,15 @@ def run_one(args) -> dict:
     began = time.monotonic()
     result = run_pipeline(
         spark,
-        RunConfig(input=str(log_dir), output=str(out), timezone=args.timezone, full=True, skip_quality=args.skip_quality),
+        RunConfig(input=str(log_dir), output=str(out), timezone=args.timezone, full=args.case != "nightly", as_of=as_of,
+                  skip_quality=args.skip_quality),
         log=lambda line: None,
     )
     seconds = time.monotonic() - began
     cpu = _proc_cpu_seconds(jvm) + _proc_cpu_seconds(os.getpid()) - cpu_before
     figures = {
+        "case": args.case,
+        "mode": result.mode,
         "appointments": args.one,
         "events": result.events_read,
         "seconds": seconds,
@@ -97,6 +111,17 @@ def run_one(args) -> dict:
         except Exception as exc:  # the run's figures stand on their own
             figures["reference_check"] = f"could not compare: {type(exc).__name__}: {exc}"
     return figures
+
+
+def _night(log_dir: Path) -> dt.date:
+    """The last ingest date with a full day's traffic (at least half the median day's bytes): the generated
+    log tails off into a few late files, and a night of those would flatter the nightly run."""
+    sizes = {
+        dt.date.fromisoformat(folder.name.split("=", 1)[1]): sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        for folder in (log_dir / "appointments").iterdir()
+    }
+    median = sorted(sizes.values())[len(sizes) // 2]
+    return max(day for day, size in sizes.items() if size >= median / 2)
 
 
 def check_sample(log_dir: Path, out: Path, timezone: str, size: int) -> str:
@@ -143,7 +168,12 @@ def main(argv=None) -> int:
     parser.add_argument("--timezone", default="America/New_York")
     parser.add_argument("--skip-quality", action="store_true", help="time the run without the quality gate")
     parser.add_argument("--check-sample", type=int, default=0, metavar="N", help="compare N sampled appointments with the reference")
+    parser.add_argument("--incremental", action="store_true",
+                        help="also a nightly run: a full run up to the last full day, then that day incrementally")
+    parser.add_argument("--nightly-only", action="store_true",
+                        help="only the history and nightly runs (for sizes where one more full run costs too much)")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # internal: one size, JSON out
+    parser.add_argument("--case", default="full", choices=("full", "history", "nightly"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.one is not None:
@@ -152,39 +182,46 @@ def main(argv=None) -> int:
 
     print(f"machine: {describe()}")
     results = []
+    cases = ("history", "nightly") if args.nightly_only else ("full", "history", "nightly") if args.incremental else ("full",)
     for size in args.appointments:
-        child = [sys.executable, __file__, "--one", str(size), "--seed", str(args.seed), "--days", str(args.days),
-                 "--work", args.work, "--timezone", args.timezone, "--check-sample", str(args.check_sample)]
-        if args.skip_quality:
-            child.append("--skip-quality")
-        done = subprocess.run(child, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"{size} appointments: failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
-            continue
-        figures = json.loads(done.stdout.strip().splitlines()[-1])
-        results.append(figures)
-        stages = " ".join(f"{k}={v:.1f}s" for k, v in figures["stages"].items())
-        print(
-            f"RESULT appointments={size} events={figures['events']} seconds={figures['seconds']:.1f} "
-            f"cpu_seconds={figures['cpu_seconds']:.1f} events_per_second={figures['events_per_second']:,.0f} {stages} "
-            f"jvm_peak={figures['jvm_peak_mib']:,.0f}MiB python_peak={figures['python_peak_mib']:,.0f}MiB "
-            f"driver_memory={figures['driver_memory']} shuffle_partitions={figures['shuffle_partitions']} "
-            f"load={'/'.join(f'{x:.1f}' for x in figures['load'][0])}->{'/'.join(f'{x:.1f}' for x in figures['load'][1])}"
-        )
-        if "reference_check" in figures:
-            print(f"  reference: {figures['reference_check']}")
-        print(f"  {figures['quality'][:160]}")
+        for case in cases:
+            child = [sys.executable, __file__, "--one", str(size), "--case", case, "--seed", str(args.seed),
+                     "--days", str(args.days), "--work", args.work, "--timezone", args.timezone,
+                     "--check-sample", str(args.check_sample if case != "history" else 0)]
+            if args.skip_quality:
+                child.append("--skip-quality")
+            done = subprocess.run(child, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"{size} appointments, {case}: failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+                continue
+            figures = json.loads(done.stdout.strip().splitlines()[-1])
+            results.append(figures)
+            stages = " ".join(f"{k}={v:.1f}s" for k, v in figures["stages"].items())
+            print(
+                f"RESULT appointments={size} case={case} mode={figures['mode']} events={figures['events']} "
+                f"seconds={figures['seconds']:.1f} cpu_seconds={figures['cpu_seconds']:.1f} "
+                f"events_per_second={figures['events_per_second']:,.0f} {stages} "
+                f"jvm_peak={figures['jvm_peak_mib']:,.0f}MiB python_peak={figures['python_peak_mib']:,.0f}MiB "
+                f"driver_memory={figures['driver_memory']} shuffle_partitions={figures['shuffle_partitions']} "
+                f"load={'/'.join(f'{x:.1f}' for x in figures['load'][0])}->{'/'.join(f'{x:.1f}' for x in figures['load'][1])}"
+            )
+            if "reference_check" in figures:
+                print(f"  reference: {figures['reference_check']}")
+            print(f"  {figures['quality'][:160]}")
+            if case == "nightly":
+                full = next(f for f in results if f["appointments"] == size and f["case"] in ("full", "history"))
+                print(f"  nightly run = {figures['seconds'] / full['seconds']:.1%} of the {full['case']} run's seconds")
     if results:
         print()
-        print("| appointments | events | seconds | s per 1M appts | CPU s | events/s | " + " | ".join(STAGES) + " | JVM peak MiB | Python peak MiB |")
-        print("|---:|---:|---:|---:|---:|---:|" + "---:|" * len(STAGES) + "---:|---:|")
+        print("| appointments | run | events | seconds | s per 1M appts | CPU s | events/s | " + " | ".join(STAGES) + " | JVM peak MiB | Python peak MiB |")
+        print("|---:|---|---:|---:|---:|---:|---:|" + "---:|" * len(STAGES) + "---:|---:|")
         for f in results:
             stages = " | ".join(f"{f['stages'].get(s, 0.0):.1f}" for s in STAGES)
             print(
-                f"| {f['appointments']:,} | {f['events']:,} | {f['seconds']:.1f} | {f['seconds'] / f['appointments'] * 1e6:.1f} | "
+                f"| {f['appointments']:,} | {f['case']} | {f['events']:,} | {f['seconds']:.1f} | {f['seconds'] / f['appointments'] * 1e6:.1f} | "
                 f"{f['cpu_seconds']:.1f} | {f['events_per_second']:,.0f} | {stages} | {f['jvm_peak_mib']:,.0f} | {f['python_peak_mib']:,.0f} |"
             )
-    return 0 if len(results) == len(args.appointments) else 1
+    return 0 if len(results) == len(args.appointments) * len(cases) else 1
 
 
 if __name__ == "__main__":

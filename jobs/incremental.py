@@ -9,8 +9,9 @@ What the new changes reach. The touched appointments are those with a new valid 
 move. Their new winners come from their old winners (in the current state) and the new changes (rules 2-4),
 and then:
 
-- state: the other winners are kept as they are (one anti-join and a union: no shuffle of the history);
-  the new files' rejected lines are added to the rejected lines kept so far;
+- state (partitioned by each winner's ingest date): the dates the touched appointments' winners leave or
+  join are rewritten without them plus their new winners (no shuffle of the history); the new files'
+  rejected lines are added to the rejected lines kept so far;
 - appointments, advisor_daily_load: the dates of the touched appointments' old and new rows (a reschedule
   touches two days);
 - booking_trends_daily: the touched (department, booking date) days are aggregated again from the new
@@ -50,44 +51,57 @@ class Nightly:
 
 def compact(spark, base_state: str, new_state: str, changes: DataFrame, rejects: DataFrame, storage: Storage,
             duplicates: Observation):
-    """Rules 2-4 for the touched appointments only; writes the new state. Returns (touched ids, their new
-    winners), both persisted (small: one night)."""
+    """Rules 2-4 for the touched appointments only; writes the new state. Returns the touched ids and their
+    new winners (both persisted: small, one night) and the state's rewritten ingest dates."""
     touched = changes.select("appointment_id").distinct().persist(StorageLevel.MEMORY_AND_DISK)
-    base = spark.read.schema(changes.schema).parquet(join(base_state, "changes"))
-    old_winners = base.join(F.broadcast(touched), "appointment_id", "left_semi")
+    source, target = join(base_state, "changes"), join(new_state, "changes")
+    base = spark.read.schema(changes.schema).parquet(source)
+    # Where the old winners are: a scan of two columns; then only those dates are read whole.
+    old_dates = _values(base.select("appointment_id", "ingest_date").join(F.broadcast(touched), "appointment_id", "left_semi"), "ingest_date")
+    old_winners = base.filter(_within("ingest_date", old_dates)).join(F.broadcast(touched), "appointment_id", "left_semi")
     winners = compaction.latest_changes(changes.unionByName(old_winners), duplicates).persist(StorageLevel.MEMORY_AND_DISK)
-    kept = base.join(F.broadcast(touched), "appointment_id", "left_anti")
-    kept.unionByName(winners.select(*kept.columns)).write.parquet(join(new_state, "changes"))
+    dates = old_dates | _values(winners, "ingest_date")
+    kept = base.filter(_within("ingest_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
+    _carry(storage, source, target, "ingest_date", dates)
+    kept.unionByName(winners.select(*kept.columns)).write.mode("append").partitionBy("ingest_date").parquet(target)
     # The rejected lines of earlier files never change: carried as files, the new ones added beside them.
     storage.copy_tree(join(base_state, "rejects"), join(new_state, "rejects"))
     rejects.write.mode("append").parquet(join(new_state, "rejects"))
-    return touched, winners
+    return touched, winners, dates
 
 
-def stage_tables(spark, storage: Storage, base_version: str, new_version: str, touched: DataFrame, winners: DataFrame,
-                 line_rejects: DataFrame, timezone: str, advisors) -> Nightly:
+def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str, int], new_version: str,
+                 touched: DataFrame, winners: DataFrame, line_rejects: DataFrame, timezone: str, advisors) -> Nightly:
     """Every table of the new version: the partitions the touched appointments reach recomputed, the others
-    carried forward from `base_version`."""
+    carried forward from `base_version` (whose tables hold `base_rows`)."""
     result = Nightly(touched=touched.count())
+
+    def replace(name: str, df: DataFrame, recomputed: Set[str]) -> None:
+        _replace(spark, storage, result, base_version, base_rows[name], new_version, name, df, recomputed)
+
     checked = compaction.check_images(winners).persist(StorageLevel.MEMORY_AND_DISK)
     valid, image_rejects = compaction.split_checked(checked)
     new_rows = aggregates.appointments_table(valid, timezone).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         old = _table(spark, base_version, "appointments")
-        old_rows = old.join(F.broadcast(touched), "appointment_id", "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
+        old_rows = (
+            old.select("appointment_id", "appointment_date", "department", "created_at")
+            .join(F.broadcast(touched), "appointment_id", "left_semi")
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
         dates = _values(old_rows, "appointment_date") | _values(new_rows, "appointment_date")
         kept = old.filter(_within("appointment_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
-        _replace(spark, storage, result, base_version, new_version, "appointments", kept.unionByName(new_rows), dates)
+        replace("appointments", kept.unionByName(new_rows), dates)
 
         appointments = _table(spark, new_version, "appointments")
         load = aggregates.advisor_daily_load(appointments.filter(_within("appointment_date", dates)), advisors)
-        _replace(spark, storage, result, base_version, new_version, "advisor_daily_load", load, dates)
+        replace("advisor_daily_load", load, dates)
 
         trends, changed = _trends(spark, base_version, appointments, old_rows, new_rows, timezone)
-        _replace(spark, storage, result, base_version, new_version, "booking_trends_daily", trends.filter(_within("date", changed)), changed)
+        replace("booking_trends_daily", trends.filter(_within("date", changed)), changed)
 
         quarantine, ingest_dates = _quarantine(spark, base_version, touched, line_rejects, image_rejects)
-        _replace(spark, storage, result, base_version, new_version, "quarantine", quarantine, ingest_dates)
+        replace("quarantine", quarantine, ingest_dates)
         old_rows.unpersist()
     finally:
         new_rows.unpersist()
@@ -150,20 +164,14 @@ def _values(df: DataFrame, column: str) -> Set[str]:
     return {row[0].isoformat() for row in df.select(column).distinct().collect() if row[0] is not None}
 
 
-def _replace(spark, storage: Storage, result: Nightly, base_version: str, new_version: str, name: str, df: DataFrame,
-             recomputed: Set[str]) -> None:
+def _replace(spark, storage: Storage, result: Nightly, base_version: str, base_rows: int, new_version: str, name: str,
+             df: DataFrame, recomputed: Set[str]) -> None:
     """Table `name` of the new version: the partitions of the current version not in `recomputed` copied over,
     then `df` (the recomputed partitions' rows) written beside them."""
     schema, column = TABLES[name]
     source, target = join(base_version, name), join(new_version, name)
-    carried = [
-        child for child in storage.children(source)
-        if child.startswith(f"{column}=") and child[len(column) + 1:] not in recomputed
-    ]
-    for child in carried:
-        storage.copy_tree(join(source, child), join(target, child))
-    old_total = _rows_in(spark, source, schema, None)
-    carried_rows = old_total - _rows_in(spark, source, schema, (column, recomputed))
+    _carry(storage, source, target, column, recomputed)
+    carried_rows = base_rows - spark.read.schema(schema).parquet(source).filter(_within(column, recomputed)).count()
     rows = Observation(f"{name}_rows")
     df.observe(rows, F.count(F.lit(1)).alias("rows")).repartition(column).write.mode("append").partitionBy(column).parquet(target)
     written = rows.get["rows"]
@@ -173,9 +181,8 @@ def _replace(spark, storage: Storage, result: Nightly, base_version: str, new_ve
     result.rows[name] = carried_rows + written
 
 
-def _rows_in(spark, path: str, schema, only) -> int:
-    """Rows of a published table (Parquet footers only), or of some of its partitions."""
-    df = spark.read.schema(schema).parquet(path)
-    if only is not None:
-        df = df.filter(_within(*only))
-    return df.count()
+def _carry(storage: Storage, source: str, target: str, column: str, recomputed: Set[str]) -> None:
+    """Copy every `column=value` partition folder of `source` whose value is not recomputed into `target`."""
+    for child in storage.children(source):
+        if child.startswith(f"{column}=") and child[len(column) + 1:] not in recomputed:
+            storage.copy_tree(join(source, child), join(target, child))

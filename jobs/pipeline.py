@@ -46,6 +46,8 @@ class RunSummary:
     quality: str = ""
     catalog: str = ""  # what the catalog update did, when the run has a catalog database
     catalog_failed: bool = False
+    touched: int = 0  # a nightly run: appointments with a new change
+    recomputed: Dict[str, List[int]] = field(default_factory=dict)  # a nightly run: table -> [recomputed, all] partitions
 
     def lines(self) -> List[str]:
         out = [
@@ -53,6 +55,11 @@ class RunSummary:
             f"  files read {self.files_read}, ignored {self.files_ignored}; events read {self.events_read}, "
             f"duplicates {self.duplicates}, quarantined (table) {self.quarantined}",
         ]
+        if self.recomputed:
+            out.append(
+                f"  nightly: {self.touched} appointments touched; partitions recomputed: "
+                + ", ".join(f"{name} {done} of {total}" for name, (done, total) in self.recomputed.items())
+            )
         if self.rows:
             out.append("  rows: " + ", ".join(f"{name} {count}" for name, count in self.rows.items()))
         out.append("  seconds: " + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in self.stage_seconds.items()))
@@ -192,8 +199,11 @@ def run_pipeline(spark, config: RunConfig, log=print) -> RunSummary:
     """One run of the pipeline; returns its summary. Raises UsageError for misuse, QualityGateFailed when
     the gate stops the publish (then nothing is published and the state does not advance). A catalog update
     that fails leaves the data committed and is reported in summary.catalog (catalog_failed)."""
+    from jobs.quality.gx import import_in_background
     from jobs.versions import VersionStore
 
+    if not config.skip_quality:
+        import_in_background()
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     run = _Run(spark, Storage(spark), config, log, RunSummary(run_id=run_id, mode="full", reason=""))
     with _stage(run.summary, "plan"):
@@ -297,7 +307,9 @@ def _compact(run: _Run, parsed):
         changes = parsing.valid_changes(parsed)
         rejects = parsing.rejected_lines(parsed)
         duplicates = Observation("duplicates")
-        compaction.latest_changes(changes, duplicates).write.parquet(join(state_dir, "changes"))
+        # By the winner's ingest date: a nightly run rewrites only the dates its appointments' winners
+        # leave or join (jobs.incremental) and carries the others.
+        compaction.latest_changes(changes, duplicates).write.partitionBy("ingest_date").parquet(join(state_dir, "changes"))
         run.summary.duplicates = duplicates.get["duplicates"]
         rejects.write.parquet(join(state_dir, "rejects"))
         winners = _read_table(spark, join(state_dir, "changes"), changes.schema)
@@ -347,11 +359,13 @@ def _compact_nightly(run: _Run, parsed):
     output_root = run.plan.output_root
     with _stage(run.summary, "compact"):
         duplicates = Observation("duplicates")
-        touched, winners = incremental.compact(
+        touched, winners, dates = incremental.compact(
             run.spark, run.base.folder(output_root), run.state.folder(output_root),
             parsing.valid_changes(parsed), parsing.rejected_lines(parsed), run.storage, duplicates,
         )
         run.summary.duplicates = duplicates.get["duplicates"]
+        state = [c for c in run.storage.children(join(run.state.folder(output_root), "changes")) if c.startswith("ingest_date=")]
+        run.summary.recomputed["state"] = [len(dates), len(state)]
     return touched, winners
 
 
@@ -368,14 +382,18 @@ def _stage_nightly(run: _Run, touched, winners, parsed):
     summary = run.summary
     with _stage(summary, "tables"):
         nightly = incremental.stage_tables(
-            run.spark, run.storage, version_dir(run.plan.output_root, run.base.run_id), run.version, touched, winners,
+            run.spark, run.storage, version_dir(run.plan.output_root, run.base.run_id), run.base.table_rows, run.version,
+            touched, winners,
             parsing.rejected_lines(parsed), run.config.timezone, run.advisors,
         )
         touched.unpersist()
         summary.rows.update(nightly.rows)
         summary.quarantined = summary.rows["quarantine"]
+        summary.touched = nightly.touched
         staged = {}
         for name, (schema, column) in TABLES.items():
+            partitions = [c for c in run.storage.children(join(run.version, name)) if c.startswith(f"{column}=")]
+            summary.recomputed[name] = [len(nightly.recomputed[name]), len(partitions)]
             table = _read_table(run.spark, join(run.version, name), schema)
             staged[name] = table.filter(F.col(column).isin(*[dt.date.fromisoformat(v) for v in nightly.recomputed[name]]))
         ids = _read_table(run.spark, join(run.version, "appointments"), TABLES["appointments"][0]).select("appointment_id")

@@ -18,6 +18,10 @@ from jobs.storage import FileInfo, join
 from jobs.versions import STATE, VersionStore, version_dir
 
 
+# 2: the winners partitioned by ingest_date (jobs.incremental carries the dates a night does not touch).
+LAYOUT = "2"
+
+
 @dataclass
 class ChangeLogFile:
     path: str
@@ -79,7 +83,7 @@ def why_full_rebuild(state: Optional[State], input_root: str, in_scope: List[Cha
     if state.input_root != input_root:
         return f"input root changed (state was built from {state.input_root})"
     if state.tables_key != tables_key:
-        return "time zone, advisors or contract changed since the last publish"
+        return "time zone, advisors, contract or state layout changed since the last publish"
     current = {f.path: f.signature for f in in_scope}
     for path, (size, modified_ms, ingest_date) in state.files.items():
         if as_of is not None and dt.date.fromisoformat(ingest_date) > as_of:
@@ -97,9 +101,11 @@ def new_files(state: Optional[State], in_scope: List[ChangeLogFile]) -> List[Cha
 
 
 def tables_key(timezone: str, advisors: List[FileInfo], contract_version: str) -> str:
-    """Identity of what the tables depend on besides the change log."""
+    """Identity of what the tables depend on besides the change log (and of the state's layout, which a
+    nightly run extends in place)."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([timezone, sorted((a.path, a.size, a.modified_ms) for a in advisors), contract_version]).encode())
+    digest.update(json.dumps([timezone, sorted((a.path, a.size, a.modified_ms) for a in advisors), contract_version,
+                              LAYOUT]).encode())
     return digest.hexdigest()
 
 

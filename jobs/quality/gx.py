@@ -25,6 +25,14 @@ def import_gx():
     return gx
 
 
+def import_in_background() -> None:
+    """Start importing GX (about 3 s of Python) on a thread while Spark works: the driver's Python is idle
+    then, and the gate's own import waits for this one (Python's import lock) instead of starting over."""
+    import threading
+
+    threading.Thread(target=gx_expectations, name="import-great-expectations", daemon=True).start()
+
+
 def gx_expectations():
     import_gx()
     import great_expectations.expectations as gxe

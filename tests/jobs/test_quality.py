@@ -250,6 +250,29 @@ def test_a_snapshot_that_keeps_more_than_half_passes(spark):
     assert check.success and check.details == "600 rows vs 1000 previously (-40%)"
 
 
+def test_a_nightly_run_checks_row_counts_and_keys_on_the_whole_tables(spark):
+    """Its frames hold only the recomputed partitions (here 10 rows): the shrink check uses the whole table's
+    count, and a duplicated id across partitions fails the gate."""
+    recomputed = {"appointments": _appointments_frame(spark, 10)}
+    previous = {"appointments": 1000, "advisor_daily_load": 50}
+
+    whole = quality.WholeTables(rows={"appointments": 990, "advisor_daily_load": 20}, duplicate_appointment_ids=0)
+    report = quality.run_gate(recomputed, previous, whole)
+    assert report.passed, report.summary_line()
+    assert report.row_counts["appointments"] == 990
+    (rows,) = [r for r in report.results if r.name == "appointments.row_count_vs_previous"]
+    assert rows.success and rows.details == "990 rows vs 1000 previously (-1%)"
+    assert [r.name for r in report.warnings()] == ["advisor_daily_load.row_count_vs_previous"]
+
+    broken = quality.WholeTables(rows={"appointments": 400}, duplicate_appointment_ids=3)
+    report = quality.run_gate(recomputed, previous, broken)
+    assert not report.passed
+    assert [r.name for r in report.critical_failures()] == [
+        "appointments.row_count_vs_previous", "appointments.appointment_id_unique_whole_table"
+    ]
+    assert report.critical_failures()[1].details.startswith("3 appointment_id values in more than one row")
+
+
 def _appointments_frame(spark, count: int):
     from pyspark.sql import functions as F
 
