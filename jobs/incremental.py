@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 
 from jobs import aggregates, compaction
 from jobs.contract import TABLES
-from jobs.storage import Storage, join
+from jobs.storage import Storage, join, read_table, write_empty_table, write_table
 
 
 @dataclass
@@ -55,7 +55,7 @@ def compact(spark, base_state: str, new_state: str, changes: DataFrame, rejects:
     new winners (both persisted: small, one night) and the state's rewritten ingest dates."""
     touched = changes.select("appointment_id").distinct().persist(StorageLevel.MEMORY_AND_DISK)
     source, target = join(base_state, "changes"), join(new_state, "changes")
-    base = spark.read.schema(changes.schema).parquet(source)
+    base = read_table(spark, source, changes.schema)
     # Where the old winners are: a scan of two columns; then only those dates are read whole.
     old_dates = _values(base.select("appointment_id", "ingest_date").join(F.broadcast(touched), "appointment_id", "left_semi"), "ingest_date")
     old_winners = base.filter(_within("ingest_date", old_dates)).join(F.broadcast(touched), "appointment_id", "left_semi")
@@ -99,6 +99,7 @@ def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str
 
         trends, changed = _trends(spark, base_version, appointments, old_rows, new_rows, timezone)
         replace("booking_trends_daily", trends.filter(_within("date", changed)), changed)
+        trends.unpersist()
 
         quarantine, ingest_dates = _quarantine(spark, base_version, touched, line_rejects, image_rejects)
         replace("quarantine", quarantine, ingest_dates)
@@ -143,15 +144,14 @@ def _quarantine(spark, base_version: str, touched: DataFrame, line_rejects: Data
     is_image = F.col("reason").isin(*compaction.IMAGE_REASONS)
     flagged = old.join(F.broadcast(touched.select("appointment_id", F.lit(True).alias("_touched"))), "appointment_id", "left")
     moved = flagged.filter(is_image & F.col("_touched").isNotNull())
-    new = aggregates.quarantine_table(line_rejects, image_rejects).persist(StorageLevel.MEMORY_AND_DISK)
+    new = aggregates.quarantine_table(line_rejects, image_rejects)
     ingest_dates = _values(moved, "ingest_date") | _values(new, "ingest_date")
     kept = flagged.filter(_within("ingest_date", ingest_dates) & ~(is_image & F.col("_touched").isNotNull()))
     return aggregates.quarantine_table(kept.select(*new.columns), new), ingest_dates
 
 
 def _table(spark, version: str, name: str) -> DataFrame:
-    schema, _ = TABLES[name]
-    return spark.read.schema(schema).parquet(join(version, name))
+    return read_table(spark, join(version, name), TABLES[name][0])
 
 
 def _within(column: str, values: Set[str]):
@@ -171,12 +171,10 @@ def _replace(spark, storage: Storage, result: Nightly, base_version: str, base_r
     schema, column = TABLES[name]
     source, target = join(base_version, name), join(new_version, name)
     _carry(storage, source, target, column, recomputed)
-    carried_rows = base_rows - spark.read.schema(schema).parquet(source).filter(_within(column, recomputed)).count()
-    rows = Observation(f"{name}_rows")
-    df.observe(rows, F.count(F.lit(1)).alias("rows")).repartition(column).write.mode("append").partitionBy(column).parquet(target)
-    written = rows.get["rows"]
+    carried_rows = base_rows - read_table(spark, source, schema).filter(_within(column, recomputed)).count()
+    written = write_table(df, target, column, mode="append")
     if carried_rows + written == 0:
-        spark.createDataFrame([], schema).coalesce(1).write.mode("overwrite").parquet(target)
+        write_empty_table(spark, target, schema)
     result.recomputed[name] = sorted(recomputed)
     result.rows[name] = carried_rows + written
 

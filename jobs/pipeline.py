@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence
 
 from jobs.config import DRIVER_MEMORY_ENV, RunConfig, check_input_layout
 from common.errors import UsageError
-from jobs.storage import FileInfo, Storage, join, local_path, normalize_root
+from jobs.storage import FileInfo, Storage, join, local_path, normalize_root, read_table, write_empty_table, write_table
 
 CONTRACT_VERSION = "1"
 _INGEST_FOLDER = re.compile(r"^/ingest_date=(\d{4}-\d{2}-\d{2})/")
@@ -133,26 +133,6 @@ def _read_lines(spark, files):
         .join(F.broadcast(catalog.withColumn("uri", same_form(F.col("uri")))), "uri")
         .drop("uri")
     )
-
-
-def _write_table(spark, df, path: str, partition_column: str) -> int:
-    """Writes one table, one file per partition; returns its row count, observed by the write itself."""
-    from pyspark.sql import Observation
-    from pyspark.sql import functions as F
-
-    rows = Observation("rows")
-    df = df.observe(rows, F.count(F.lit(1)).alias("rows"))
-    df.repartition(partition_column).write.mode("overwrite").partitionBy(partition_column).parquet(path)
-    return rows.get["rows"]
-
-
-def _read_table(spark, path: str, schema):
-    return spark.read.schema(schema).parquet(path)
-
-
-def _write_empty_table(spark, path: str, schema) -> None:
-    """An empty table is one empty Parquet file with every column, so readers still see the schema."""
-    spark.createDataFrame([], schema).coalesce(1).write.mode("overwrite").parquet(path)
 
 
 @contextmanager
@@ -312,8 +292,8 @@ def _compact(run: _Run, parsed):
         compaction.latest_changes(changes, duplicates).write.partitionBy("ingest_date").parquet(join(state_dir, "changes"))
         run.summary.duplicates = duplicates.get["duplicates"]
         rejects.write.parquet(join(state_dir, "rejects"))
-        winners = _read_table(spark, join(state_dir, "changes"), changes.schema)
-        line_rejects = _read_table(spark, join(state_dir, "rejects"), rejects.schema)
+        winners = read_table(spark, join(state_dir, "changes"), changes.schema)
+        line_rejects = read_table(spark, join(state_dir, "rejects"), rejects.schema)
     return winners, line_rejects
 
 
@@ -340,10 +320,10 @@ def _stage_tables(run: _Run, winners, line_rejects) -> Dict[str, object]:
         for name, df in outputs.items():
             schema, partition_column = TABLES[name]
             path = join(run.version, name)
-            summary.rows[name] = _write_table(spark, df, path, partition_column)
+            summary.rows[name] = write_table(df, path, partition_column)
             if summary.rows[name] == 0:
-                _write_empty_table(spark, path, schema)
-            staged[name] = _read_table(spark, path, schema)
+                write_empty_table(spark, path, schema)
+            staged[name] = read_table(spark, path, schema)
         appointments.unpersist()
         checked.unpersist()
         summary.quarantined = summary.rows["quarantine"]
@@ -394,9 +374,9 @@ def _stage_nightly(run: _Run, touched, winners, parsed):
         for name, (schema, column) in TABLES.items():
             partitions = [c for c in run.storage.children(join(run.version, name)) if c.startswith(f"{column}=")]
             summary.recomputed[name] = [len(nightly.recomputed[name]), len(partitions)]
-            table = _read_table(run.spark, join(run.version, name), schema)
+            table = read_table(run.spark, join(run.version, name), schema)
             staged[name] = table.filter(F.col(column).isin(*[dt.date.fromisoformat(v) for v in nightly.recomputed[name]]))
-        ids = _read_table(run.spark, join(run.version, "appointments"), TABLES["appointments"][0]).select("appointment_id")
+        ids = read_table(run.spark, join(run.version, "appointments"), TABLES["appointments"][0]).select("appointment_id")
         counts = ids.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("appointment_id").alias("ids")).first()
     return staged, WholeTables(rows=dict(nightly.rows), duplicate_appointment_ids=counts["rows"] - counts["ids"])
 

@@ -1,4 +1,5 @@
-"""Files: listing the change log, small JSON documents, folders and links, for jobs.versions and the pipeline.
+"""Files: listing the change log, small JSON documents, folders and links, for jobs.versions and the pipeline;
+and the Parquet tables' reads and writes (explicit schema in, one file per partition out).
 
 Local paths use `os`; everything else goes through Hadoop's FileSystem API, so the same calls serve file://
 and (on EMR, via EMRFS) s3://. Everything that touches storage lives here; the transformations never do.
@@ -338,3 +339,24 @@ class Storage:
         os.symlink(target, tmp)
         os.replace(tmp, local)
         return True
+
+
+def read_table(spark, path: str, schema):
+    return spark.read.schema(schema).parquet(path)
+
+
+def write_table(df, path: str, partition_column: str, mode: str = "overwrite") -> int:
+    """Writes a table (or, with mode="append", more partitions of it), one file per partition; returns the
+    rows written, observed by the write itself."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    rows = Observation("rows")
+    df = df.observe(rows, F.count(F.lit(1)).alias("rows"))
+    df.repartition(partition_column).write.mode(mode).partitionBy(partition_column).parquet(path)
+    return rows.get["rows"]
+
+
+def write_empty_table(spark, path: str, schema) -> None:
+    """An empty table is one empty Parquet file with every column, so readers still see the schema."""
+    spark.createDataFrame([], schema).coalesce(1).write.mode("overwrite").parquet(path)
