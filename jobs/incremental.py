@@ -58,10 +58,10 @@ def compact(spark, base_state: str, new_state: str, changes: DataFrame, rejects:
     base = read_table(spark, source, changes.schema)
     # Where the old winners are: a scan of two columns; then only those dates are read whole.
     old_dates = _values(base.select("appointment_id", "ingest_date").join(F.broadcast(touched), "appointment_id", "left_semi"), "ingest_date")
-    old_winners = base.filter(_within("ingest_date", old_dates)).join(F.broadcast(touched), "appointment_id", "left_semi")
+    old_winners = base.filter(within("ingest_date", old_dates)).join(F.broadcast(touched), "appointment_id", "left_semi")
     winners = compaction.latest_changes(changes.unionByName(old_winners), duplicates).persist(StorageLevel.MEMORY_AND_DISK)
     dates = old_dates | _values(winners, "ingest_date")
-    kept = base.filter(_within("ingest_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
+    kept = base.filter(within("ingest_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
     _carry(storage, source, target, "ingest_date", dates)
     kept.unionByName(winners.select(*kept.columns)).write.mode("append").partitionBy("ingest_date").parquet(target)
     # The rejected lines of earlier files never change: carried as files, the new ones added beside them.
@@ -90,15 +90,15 @@ def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str
             .persist(StorageLevel.MEMORY_AND_DISK)
         )
         dates = _values(old_rows, "appointment_date") | _values(new_rows, "appointment_date")
-        kept = old.filter(_within("appointment_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
+        kept = old.filter(within("appointment_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
         replace("appointments", kept.unionByName(new_rows), dates)
 
         appointments = _table(spark, new_version, "appointments")
-        load = aggregates.advisor_daily_load(appointments.filter(_within("appointment_date", dates)), advisors)
+        load = aggregates.advisor_daily_load(appointments.filter(within("appointment_date", dates)), advisors)
         replace("advisor_daily_load", load, dates)
 
         trends, changed = _trends(spark, base_version, appointments, old_rows, new_rows, timezone)
-        replace("booking_trends_daily", trends.filter(_within("date", changed)), changed)
+        replace("booking_trends_daily", trends.filter(within("date", changed)), changed)
         trends.unpersist()
 
         quarantine, ingest_dates = _quarantine(spark, base_version, touched, line_rejects, image_rejects)
@@ -146,7 +146,7 @@ def _quarantine(spark, base_version: str, touched: DataFrame, line_rejects: Data
     moved = flagged.filter(is_image & F.col("_touched").isNotNull())
     new = aggregates.quarantine_table(line_rejects, image_rejects)
     ingest_dates = _values(moved, "ingest_date") | _values(new, "ingest_date")
-    kept = flagged.filter(_within("ingest_date", ingest_dates) & ~(is_image & F.col("_touched").isNotNull()))
+    kept = flagged.filter(within("ingest_date", ingest_dates) & ~(is_image & F.col("_touched").isNotNull()))
     return aggregates.quarantine_table(kept.select(*new.columns), new), ingest_dates
 
 
@@ -154,7 +154,7 @@ def _table(spark, version: str, name: str) -> DataFrame:
     return read_table(spark, join(version, name), TABLES[name][0])
 
 
-def _within(column: str, values: Set[str]):
+def within(column: str, values):
     """`column` (a date partition column) is one of the ISO dates `values`: pruned to those folders."""
     return F.col(column).isin(*[dt.date.fromisoformat(v) for v in sorted(values)])
 
@@ -171,7 +171,7 @@ def _replace(spark, storage: Storage, result: Nightly, base_version: str, base_r
     schema, column = TABLES[name]
     source, target = join(base_version, name), join(new_version, name)
     _carry(storage, source, target, column, recomputed)
-    carried_rows = base_rows - read_table(spark, source, schema).filter(_within(column, recomputed)).count()
+    carried_rows = base_rows - read_table(spark, source, schema).filter(within(column, recomputed)).count()
     written = write_table(df, target, column, mode="append")
     if carried_rows + written == 0:
         write_empty_table(spark, target, schema)
@@ -179,8 +179,13 @@ def _replace(spark, storage: Storage, result: Nightly, base_version: str, base_r
     result.rows[name] = carried_rows + written
 
 
+def partitions(storage: Storage, table: str, column: str) -> List[str]:
+    """The values of a table folder's `column=value` partition folders."""
+    return [child[len(column) + 1:] for child in storage.children(table) if child.startswith(f"{column}=")]
+
+
 def _carry(storage: Storage, source: str, target: str, column: str, recomputed: Set[str]) -> None:
     """Copy every `column=value` partition folder of `source` whose value is not recomputed into `target`."""
-    for child in storage.children(source):
-        if child.startswith(f"{column}=") and child[len(column) + 1:] not in recomputed:
-            storage.copy_tree(join(source, child), join(target, child))
+    for value in partitions(storage, source, column):
+        if value not in recomputed:
+            storage.copy_tree(join(source, f"{column}={value}"), join(target, f"{column}={value}"))

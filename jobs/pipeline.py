@@ -344,7 +344,7 @@ def _compact_nightly(run: _Run, parsed):
             parsing.valid_changes(parsed), parsing.rejected_lines(parsed), run.storage, duplicates,
         )
         run.summary.duplicates = duplicates.get["duplicates"]
-        state = [c for c in run.storage.children(join(run.state.folder(output_root), "changes")) if c.startswith("ingest_date=")]
+        state = incremental.partitions(run.storage, join(run.state.folder(output_root), "changes"), "ingest_date")
         run.summary.recomputed["state"] = [len(dates), len(state)]
     return touched, winners
 
@@ -372,10 +372,10 @@ def _stage_nightly(run: _Run, touched, winners, parsed):
         summary.touched = nightly.touched
         staged = {}
         for name, (schema, column) in TABLES.items():
-            partitions = [c for c in run.storage.children(join(run.version, name)) if c.startswith(f"{column}=")]
+            partitions = incremental.partitions(run.storage, join(run.version, name), column)
             summary.recomputed[name] = [len(nightly.recomputed[name]), len(partitions)]
-            table = read_table(run.spark, join(run.version, name), schema)
-            staged[name] = table.filter(F.col(column).isin(*[dt.date.fromisoformat(v) for v in nightly.recomputed[name]]))
+            recomputed = incremental.within(column, nightly.recomputed[name])
+            staged[name] = read_table(run.spark, join(run.version, name), schema).filter(recomputed)
         ids = read_table(run.spark, join(run.version, "appointments"), TABLES["appointments"][0]).select("appointment_id")
         counts = ids.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("appointment_id").alias("ids")).first()
     return staged, WholeTables(rows=dict(nightly.rows), duplicate_appointment_ids=counts["rows"] - counts["ids"])
