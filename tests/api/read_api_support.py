@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import List, Optional
 
+import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -149,3 +150,14 @@ def api_config(db_url: str, redis_url: Optional[str], key_prefix: str, **overrid
     base = ApiConfig(database_url=db_url, redis_url=redis_url, key_prefix=key_prefix, cache_jitter=0.0,
                      redis_timeout=0.2, redis_retry_after=0.2, port=free_port(), cache_enabled=redis_url is not None)
     return replace(base, **overrides)
+
+
+def wait_for_health(port: int, proc: subprocess.Popen) -> dict:
+    """GET /health of an `advising serve` process once it answers (a bounded readiness poll)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+        except httpx.TransportError:
+            assert proc.poll() is None and time.monotonic() < deadline, "advising serve did not start"
+            time.sleep(0.2)

@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from cfnlint.decode import decode
-from read_api_support import advisor_row, trend_row
+from read_api_support import advisor_row, trend_row, wait_for_health
 
 from advising.cli import main
 from tests.conftest import free_port
@@ -29,15 +28,8 @@ def test_advising_serve_runs_the_api_and_stops_on_sigterm(publish_tables, db_url
     proc = subprocess.Popen([sys.executable, "-m", "advising.cli", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "advising serve did not start"
-                time.sleep(0.2)
-        assert health.json() == {"status": "ok", "database": "ok", "cache": "ok", "data_version": published.version}
+        health = wait_for_health(port, proc)
+        assert health == {"status": "ok", "database": "ok", "cache": "ok", "data_version": published.version}
         load = httpx.get(f"http://127.0.0.1:{port}/advisors/a1/load", params={"from": "2024-03-01", "to": "2024-03-07"})
         assert load.status_code == 200 and load.json()["days"][0]["advisor_id"] == "a1"
     finally:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -14,7 +13,7 @@ import httpx
 import pytest
 import redis
 from cfnlint.decode import decode
-from read_api_support import RedisProcess, advisor_row, trend_row, write_tables
+from read_api_support import RedisProcess, advisor_row, trend_row, wait_for_health, write_tables
 
 from advising.cli import main
 from tests.conftest import free_port
@@ -34,16 +33,6 @@ def auth_redis():
 @pytest.fixture
 def token_secret(aws_env) -> str:
     return boto3.client("secretsmanager").create_secret(Name="advising/read-api/redis-auth", SecretString=TOKEN)["ARN"]
-
-
-def wait_for_health(port: int, proc: subprocess.Popen) -> dict:
-    deadline = time.monotonic() + 30  # a readiness poll
-    while True:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
-        except httpx.TransportError:
-            assert proc.poll() is None and time.monotonic() < deadline, "advising serve did not start"
-            time.sleep(0.2)
 
 
 def test_publish_and_serve_read_the_token_from_secrets_manager(tmp_path, capsys, db_url, auth_redis, token_secret, key_prefix):
