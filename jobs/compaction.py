@@ -28,6 +28,11 @@ CHANGE_COLUMNS = (
     "source_file",
 )
 
+# The typed columns of a valid image, as `split_checked` gives them.
+APPOINTMENT_COLUMNS = (
+    "appointment_id", "student_id", "advisor_id", "department", "status", "channel", *IMAGE_TIMESTAMP_FIELDS, "duration_minutes",
+)
+
 # Rule 5's checks in contract order: the first that fails is the reason. The quarantine tells these
 # rows (one per winning change) from rule 1's (one per line) by this list.
 IMAGE_REASONS = (
@@ -117,9 +122,11 @@ def _image_json(image: Column, is_string: Column) -> Column:
 
 
 def check_images(winners: DataFrame) -> DataFrame:
-    """Winning changes that are not REMOVEs, with the parsed image (`t`, `ts_*`) and `reason` (null when
-    the image is valid, else the first failing rule-5 check). Callers that need both the appointments
-    and the rejects should persist this once and split it with `split_checked`."""
+    """Winning changes that are not REMOVEs as flat rows: the appointment's typed columns (those of
+    `split_checked`'s appointments), `reason` (null when the image is valid, else the first failing rule-5
+    check), and the quarantine's `record`, `source_file`, `ingest_date`. Callers that need both the
+    appointments and the rejects should persist this once and split it with `split_checked`: flat
+    columns, with the image text kept only on rejected rows, are what a cache stores cheaply."""
     live = winners.filter(F.col("event_name") != "REMOVE")
     image = F.col("new_image")
     t = F.col("t")
@@ -141,7 +148,7 @@ def check_images(winners: DataFrame) -> DataFrame:
         "bad_status": bad_string("status") | ~t["status"].isin(*STATUSES),
         "bad_duration_minutes": ~t["duration_minutes"].between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES)
         | t["duration_minutes"].isNull(),
-        **{f"bad_{field}": ~_is_json_string(image, field) | F.col(f"ts_{field}").isNull() for field in IMAGE_TIMESTAMP_FIELDS},
+        **{f"bad_{field}": ~_is_json_string(image, field) | F.col(field).isNull() for field in IMAGE_TIMESTAMP_FIELDS},
         "bad_channel": t["channel"].isNotNull() & ~_is_json_string(image, "channel"),
     }
     reason = F.when(conditions[IMAGE_REASONS[0]], F.lit(IMAGE_REASONS[0]))
@@ -149,8 +156,18 @@ def check_images(winners: DataFrame) -> DataFrame:
         reason = reason.when(conditions[code], F.lit(code))
 
     parsed = live.select("*", F.from_json(image, _IMAGE_SCHEMA).alias("t"))
-    typed = parsed.select("*", *[parse_timestamp(t[field]).alias(f"ts_{field}") for field in IMAGE_TIMESTAMP_FIELDS])
-    return typed.withColumn("reason", reason)
+    typed = parsed.select("*", *[parse_timestamp(t[field]).alias(field) for field in IMAGE_TIMESTAMP_FIELDS])
+    checked = typed.withColumn("reason", reason)
+    return checked.select(
+        "appointment_id",
+        *[t[field].alias(field) for field in ("student_id", "advisor_id", "department", "status", "channel")],
+        *IMAGE_TIMESTAMP_FIELDS,
+        t["duration_minutes"].cast("int").alias("duration_minutes"),
+        "reason",
+        F.when(F.col("reason").isNotNull(), _image_json(image, F.col("image_is_string"))).alias("record"),
+        "source_file",
+        "ingest_date",
+    )
 
 
 def split_checked(checked: DataFrame) -> Tuple[DataFrame, DataFrame]:
@@ -160,18 +177,6 @@ def split_checked(checked: DataFrame) -> Tuple[DataFrame, DataFrame]:
     created_at, updated_at, duration_minutes (int). rejects: the quarantine columns. REMOVE winners are
     in neither: the appointment is simply gone.
     """
-    t = F.col("t")
-    appointments = checked.filter(F.col("reason").isNull()).select(
-        "appointment_id",
-        *[t[field].alias(field) for field in ("student_id", "advisor_id", "department", "status", "channel")],
-        *[F.col(f"ts_{field}").alias(field) for field in IMAGE_TIMESTAMP_FIELDS],
-        t["duration_minutes"].cast("int").alias("duration_minutes"),
-    )
-    rejects = checked.filter(F.col("reason").isNotNull()).select(
-        "reason",
-        _image_json(F.col("new_image"), F.col("image_is_string")).alias("record"),
-        "source_file",
-        "appointment_id",
-        "ingest_date",
-    )
+    appointments = checked.filter(F.col("reason").isNull()).select(*APPOINTMENT_COLUMNS)
+    rejects = checked.filter(F.col("reason").isNotNull()).select("reason", "record", "source_file", "appointment_id", "ingest_date")
     return appointments, rejects

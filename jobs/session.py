@@ -35,6 +35,9 @@ LOCAL_SETTINGS = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "8",
+    # Beyond this many paths Spark lists files with a job of its own, which pays on a cluster over S3 but
+    # in local mode only adds a job (about a second) to every read of the change log or a table.
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
     # The executor is this very JVM: a task's OutOfMemoryError must fail the job (which the pipeline
     # reports in one line and cleans up after), not exit the JVM under the Python driver.
     "spark.executor.killOnFatalError.depth": "0",

@@ -11,7 +11,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from typing import List, Optional
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from common.errors import UsageError
 
@@ -49,6 +49,27 @@ class FileInfo:
 FORCE_HADOOP_ENV = "ADVISING_STORAGE"  # "hadoop": local paths too go through Hadoop's FileSystem API
 
 
+def _hidden_from_spark(name: str) -> bool:
+    """Names Spark's file index (InMemoryFileIndex.shouldFilterOutPathName) never lists."""
+    return (name.startswith("_") and "=" not in name) or name.startswith(".") or name.endswith("._COPYING_")
+
+
+
+# Characters a URI keeps as they are: a location made of them only is its own URI.
+_URI_SAFE = re.compile(r"^[A-Za-z0-9/._=:-]*$")
+
+
+def uri_spellings(spark, location: str) -> List[str]:
+    """How Spark's _metadata.file_path spells the file a reader was given as `location` (a FileInfo.uri):
+    percent-encoded (Hadoop's Path.toUri: "a b" is a%20b), and a local file as file:/x or file:///x
+    depending on the call."""
+    uri = location if _URI_SAFE.match(location) else str(spark._jvm.org.apache.hadoop.fs.Path(location).toUri().toString())
+    if not uri.startswith("file:"):
+        return [uri]
+    path = "/" + uri[len("file:"):].lstrip("/")
+    return [f"file:{path}", f"file://{path}"]
+
+
 def _visible(name: str) -> bool:
     """Readers of a table folder skip `_` and `.` names (Spark's and Hadoop's convention)."""
     return not name.startswith(("_", "."))
@@ -72,6 +93,20 @@ class _LocalFiles:
         for folder, dirs, files in os.walk(top):
             dirs[:] = [d for d in dirs if _visible(d)]
             found.extend(os.path.relpath(os.path.join(folder, f), top) for f in files if _visible(f))
+        return found
+
+    def list_files(self, root: str) -> List[FileInfo]:
+        """os.walk with the names Spark's file index skips left out, so both backends list the same files,
+        each with the location a Spark reader takes (file: and the path as it is)."""
+        found, top = [], local_path(root)
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if not _hidden_from_spark(d))
+            for name in sorted(files):
+                if not _hidden_from_spark(name):
+                    path = os.path.join(folder, name)
+                    status = os.stat(path)
+                    relative = os.path.relpath(path, top)
+                    found.append(FileInfo(f"{root.rstrip('/')}/{relative}", f"file:{path}", status.st_size, status.st_mtime_ns // 1_000_000))
         return found
 
     def read_text(self, path: str) -> Optional[str]:
@@ -156,7 +191,8 @@ class _HadoopFiles:
         from pyspark.sql import functions as F
 
         fs = self.fs(root)
-        base = unquote(fs.makeQualified(self._path(root)).toString().rstrip("/"))
+        # Path.toString, like the listing's paths: the path as it is, not percent-encoded (uri_spellings).
+        base = fs.makeQualified(self._path(root)).toString().rstrip("/")
         listing = (
             self._spark.read.format("binaryFile")
             .option("recursiveFileLookup", "true")
@@ -165,7 +201,7 @@ class _HadoopFiles:
             .collect()
         )
         return [
-            FileInfo(root.rstrip("/") + unquote(uri)[len(base):], uri, size, modified_ms)
+            FileInfo(root.rstrip("/") + uri[len(base):], uri, size, modified_ms)
             for uri, size, modified_ms in listing
         ]
 
@@ -301,8 +337,11 @@ class Storage:
         return sorted(self._files(root).data_files(root))
 
     def list_files(self, root: str) -> List[FileInfo]:
-        """Every file below root (recursively, hidden `_`/`.` names skipped), with its user-facing path and URI."""
-        return _HadoopFiles(self._spark).list_files(root)
+        """Every file below root (recursively, hidden `_`/`.` names skipped), with its user-facing path and URI.
+        Local roots are walked with `os` (a Spark listing job costs seconds, most of a small run's plan)."""
+        if self.hadoop_only or local_path(root) is None:
+            return _HadoopFiles(self._spark).list_files(root)
+        return self._local.list_files(root)
 
     def read_text(self, path: str) -> Optional[str]:
         return self._files(path).read_text(path)

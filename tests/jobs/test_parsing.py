@@ -57,6 +57,16 @@ def parse(spark, *values):
         ("2026-09-01T25:00:00Z", None),
         ("2026-09-01t10:00:00z", None),
         ("", None),
+        # impossible times and offsets in the right shape
+        ("2026-02-28T24:00:00Z", None),
+        ("2026-12-31T23:59:60Z", None),
+        ("2026-09-01T09:60:00Z", None),
+        ("2026-13-01T00:00:00Z", None),
+        ("2026-09-01T10:00:00+24:00", None),
+        ("2026-09-01T10:00:00-23:59", None),
+        ("2026-09-01T10:00:00+05:60", None),
+        ("2026-09-01T10:00:00+14:00", dt.datetime(2026, 8, 31, 20, 0, tzinfo=UTC)),
+        ("2026-09-01T10:00:00.9999999Z", dt.datetime(2026, 9, 1, 10, 0, 0, 999999, tzinfo=UTC)),
     ],
 )
 def test_timestamp_format(spark, text, expected):

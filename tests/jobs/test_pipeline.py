@@ -175,3 +175,38 @@ def test_incremental_runs_equal_one_full_run(spark, sample_log, tmp_path):
     summary = run(spark, sample_log, full, timezone=timezone, full=True)
     assert summary.rows["appointments"] > 100 and summary.rows["quarantine"] > 0
     assert_same_tables(spark, by_date, full)
+
+
+def test_local_listing_equals_the_hadoop_listing_and_a_run_reads_awkward_names(spark, tmp_path, monkeypatch):
+    """Local roots are listed with `os` (no Spark job); the EMR path lists through Hadoop. Both must give the
+    same files, URIs and times, including names Hadoop quotes, and the run must find every line's file."""
+    from jobs.storage import Storage
+
+    root = tmp_path / "in put é"
+    day = root / "appointments" / "ingest_date=2026-09-01"
+    day.mkdir(parents=True)
+    line = (
+        '{"event_id":"e%d","event_name":"INSERT","sequence_number":"%d","approximate_creation_time":"2026-09-01T10:00:00Z",'
+        '"keys":{"appointment_id":"a%d"},"new_image":{"appointment_id":"a%d","student_id":"s","advisor_id":"v",'
+        '"department":"D","status":"BOOKED","start_time":"2026-09-02T10:00:00Z","created_at":"2026-09-01T10:00:00Z",'
+        '"updated_at":"2026-09-01T10:00:00Z","duration_minutes":30}}\n'
+    )
+    names = ["plain.jsonl", "with space.jsonl", "per%cent.jsonl", "ünï.jsonl", "_x=1.jsonl"]
+    for number, name in enumerate(names):
+        (day / name).write_text(line % (number, number, number, number))
+    for hidden in ("_SUCCESS", ".hidden.jsonl", "part.jsonl._COPYING_"):
+        (day / hidden).write_text(line % (9, 9, 9, 9))
+    (root / "appointments" / "_tmp").mkdir()
+    (root / "appointments" / "_tmp" / "x.jsonl").write_text(line % (8, 8, 8, 8))
+
+    local = Storage(spark).list_files(str(root / "appointments"))
+    monkeypatch.setenv("ADVISING_STORAGE", "hadoop")
+    hadoop = Storage(spark).list_files(str(root / "appointments"))
+    monkeypatch.delenv("ADVISING_STORAGE")
+
+    assert sorted(local, key=lambda f: f.path) == sorted(hadoop, key=lambda f: f.path)
+    assert sorted(Path(f.path).name for f in local) == sorted(names)
+
+    # A line whose file the run could not match to the listing would be dropped: every one is read and valid.
+    summary = run_ungated(spark, root, tmp_path / "out")
+    assert (summary.events_read, summary.rows["appointments"], summary.quarantined) == (len(names), len(names), 0)
