@@ -63,7 +63,7 @@ def compact(spark, base_state: str, new_state: str, changes: DataFrame, rejects:
     dates = old_dates | _values(winners, "ingest_date")
     kept = base.filter(within("ingest_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
     _carry(storage, source, target, "ingest_date", dates)
-    kept.unionByName(winners.select(*kept.columns)).write.mode("append").partitionBy("ingest_date").parquet(target)
+    write_table(kept.unionByName(winners.select(*kept.columns)), target, "ingest_date", mode="append")
     # The rejected lines of earlier files never change: carried as files, the new ones added beside them.
     storage.copy_tree(join(base_state, "rejects"), join(new_state, "rejects"))
     rejects.write.mode("append").parquet(join(new_state, "rejects"))
