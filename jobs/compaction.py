@@ -1,9 +1,10 @@
 """Step 2 of the flow: change records -> the current snapshot (contract rules 2-5).
 
-`latest_changes` keeps, per appointment, the one winning change (tombstones for REMOVE included): that is
-the incremental state, and feeding it back in with new records gives the same result as replaying the
-whole log (rule 6). `check_images` then `split_checked` turn the winners into typed appointments or
-quarantine rows. Pure DataFrame -> DataFrame functions.
+`latest_changes` keeps, per appointment, the one winning change (tombstones for REMOVE included), and
+`check_images` adds rule 5's verdict and typed columns to each winner: that is the incremental state, and
+feeding its change columns back in with new records gives the same result as replaying the whole log
+(rule 6). `split_checked` turns the checked winners into typed appointments or quarantine rows. Pure
+DataFrame -> DataFrame functions.
 """
 from __future__ import annotations
 
@@ -122,12 +123,11 @@ def _image_json(image: Column, is_string: Column) -> Column:
 
 
 def check_images(winners: DataFrame) -> DataFrame:
-    """Winning changes that are not REMOVEs as flat rows: the appointment's typed columns (those of
+    """Every winning change (the CHANGE_COLUMNS) plus rule 5: the appointment's typed columns (those of
     `split_checked`'s appointments), `reason` (null when the image is valid, else the first failing rule-5
-    check), and the quarantine's `record`, `source_file`, `ingest_date`. Callers that need both the
-    appointments and the rejects should persist this once and split it with `split_checked`: flat
-    columns, with the image text kept only on rejected rows, are what a cache stores cheaply."""
-    live = winners.filter(F.col("event_name") != "REMOVE")
+    check; always null for a REMOVE) and the quarantine's `record` (the image text, on rejected rows only).
+    Checked in the same Spark job as the compaction, so the state holds the verdicts and the tables
+    never parse an image again."""
     image = F.col("new_image")
     t = F.col("t")
     # The image text is Jackson's re-serialisation of the value: an object, and only an object, starts
@@ -151,23 +151,28 @@ def check_images(winners: DataFrame) -> DataFrame:
         **{f"bad_{field}": ~_is_json_string(image, field) | F.col(field).isNull() for field in IMAGE_TIMESTAMP_FIELDS},
         "bad_channel": t["channel"].isNotNull() & ~_is_json_string(image, "channel"),
     }
-    reason = F.when(conditions[IMAGE_REASONS[0]], F.lit(IMAGE_REASONS[0]))
+    # A REMOVE has no image to check: the appointment is gone.
+    reason = F.when(F.col("event_name") == "REMOVE", F.lit(None).cast("string"))
+    reason = reason.when(conditions[IMAGE_REASONS[0]], F.lit(IMAGE_REASONS[0]))
     for code in IMAGE_REASONS[1:]:
         reason = reason.when(conditions[code], F.lit(code))
 
-    parsed = live.select("*", F.from_json(image, _IMAGE_SCHEMA).alias("t"))
+    parsed = winners.select(*CHANGE_COLUMNS, F.from_json(image, _IMAGE_SCHEMA).alias("t"))
     typed = parsed.select("*", *[parse_timestamp(t[field]).alias(field) for field in IMAGE_TIMESTAMP_FIELDS])
     checked = typed.withColumn("reason", reason)
     return checked.select(
-        "appointment_id",
+        *CHANGE_COLUMNS,
         *[t[field].alias(field) for field in ("student_id", "advisor_id", "department", "status", "channel")],
         *IMAGE_TIMESTAMP_FIELDS,
         t["duration_minutes"].cast("int").alias("duration_minutes"),
         "reason",
         F.when(F.col("reason").isNotNull(), _image_json(image, F.col("image_is_string"))).alias("record"),
-        "source_file",
-        "ingest_date",
     )
+
+
+def state_schema(changes: DataFrame) -> T.StructType:
+    """The schema of the state's winners (checked winning changes) for change records of `changes`' schema."""
+    return check_images(latest_changes(changes)).schema
 
 
 def split_checked(checked: DataFrame) -> Tuple[DataFrame, DataFrame]:
@@ -177,6 +182,6 @@ def split_checked(checked: DataFrame) -> Tuple[DataFrame, DataFrame]:
     created_at, updated_at, duration_minutes (int). rejects: the quarantine columns. REMOVE winners are
     in neither: the appointment is simply gone.
     """
-    appointments = checked.filter(F.col("reason").isNull()).select(*APPOINTMENT_COLUMNS)
+    appointments = checked.filter((F.col("event_name") != "REMOVE") & F.col("reason").isNull()).select(*APPOINTMENT_COLUMNS)
     rejects = checked.filter(F.col("reason").isNotNull()).select("reason", "record", "source_file", "appointment_id", "ingest_date")
     return appointments, rejects

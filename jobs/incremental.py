@@ -51,15 +51,16 @@ class Nightly:
 
 def compact(spark, base_state: str, new_state: str, changes: DataFrame, rejects: DataFrame, storage: Storage,
             duplicates: Observation):
-    """Rules 2-4 for the touched appointments only; writes the new state. Returns the touched ids and their
-    new winners (both persisted: small, one night) and the state's rewritten ingest dates."""
+    """Rules 2-5 for the touched appointments only; writes the new state. Returns the touched ids and their
+    new winners, checked (both persisted: small, one night) and the state's rewritten ingest dates."""
     touched = changes.select("appointment_id").distinct().persist(StorageLevel.MEMORY_AND_DISK)
     source, target = join(base_state, "changes"), join(new_state, "changes")
-    base = read_table(spark, source, changes.schema)
+    base = read_table(spark, source, compaction.state_schema(changes))
     # Where the old winners are: a scan of two columns; then only those dates are read whole.
     old_dates = _values(base.select("appointment_id", "ingest_date").join(F.broadcast(touched), "appointment_id", "left_semi"), "ingest_date")
     old_winners = base.filter(within("ingest_date", old_dates)).join(F.broadcast(touched), "appointment_id", "left_semi")
-    winners = compaction.latest_changes(changes.unionByName(old_winners), duplicates).persist(StorageLevel.MEMORY_AND_DISK)
+    changed = changes.select(*compaction.CHANGE_COLUMNS).unionByName(old_winners.select(*compaction.CHANGE_COLUMNS))
+    winners = compaction.check_images(compaction.latest_changes(changed, duplicates)).persist(StorageLevel.MEMORY_AND_DISK)
     dates = old_dates | _values(winners, "ingest_date")
     kept = base.filter(within("ingest_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
     _carry(storage, source, target, "ingest_date", dates)
@@ -79,8 +80,7 @@ def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str
     def replace(name: str, df: DataFrame, recomputed: Set[str]) -> None:
         _replace(spark, storage, result, base_version, base_rows[name], new_version, name, df, recomputed)
 
-    checked = compaction.check_images(winners).persist(StorageLevel.MEMORY_AND_DISK)
-    valid, image_rejects = compaction.split_checked(checked)
+    valid, image_rejects = compaction.split_checked(winners)
     new_rows = aggregates.appointments_table(valid, timezone).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         old = _table(spark, base_version, "appointments")
@@ -106,7 +106,6 @@ def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str
         old_rows.unpersist()
     finally:
         new_rows.unpersist()
-        checked.unpersist()
     return result
 
 

@@ -278,7 +278,8 @@ def _release(checkpointed) -> None:
 
 
 def _compact(run: _Run, parsed):
-    """Rules 2-4 over the whole log: the latest change per appointment, written as the new state."""
+    """Rules 2-5 over the whole log: the latest change per appointment and its image's verdict, written as
+    the new state."""
     from pyspark.sql import Observation
 
     from jobs import compaction, parsing
@@ -293,32 +294,30 @@ def _compact(run: _Run, parsed):
         # leave or join (jobs.incremental) and carries the others. One file per date (write_table): written
         # straight from the compaction's partitions, each task wrote a file for every date (740 files at 1M
         # appointments), and the writer's sort and small files cost more than the extra shuffle.
-        write_table(compaction.latest_changes(changes, duplicates), join(state_dir, "changes"), "ingest_date")
+        # Rule 5 runs in the same job: the state keeps each winner's verdict and typed columns.
+        checked = compaction.check_images(compaction.latest_changes(changes, duplicates))
+        write_table(checked, join(state_dir, "changes"), "ingest_date")
         run.summary.duplicates = duplicates.get["duplicates"]
         rejects.write.parquet(join(state_dir, "rejects"))
-        winners = read_table(spark, join(state_dir, "changes"), changes.schema)
+        winners = read_table(spark, join(state_dir, "changes"), checked.schema)
         line_rejects = read_table(spark, join(state_dir, "rejects"), rejects.schema)
     return winners, line_rejects
 
 
 def _stage_tables(run: _Run, winners, line_rejects) -> Dict[str, object]:
-    """Rule 5 and the aggregates: every output table written into the run's version (rows counted by the
-    write itself); returns them as lazy reads of the written Parquet. The aggregates read the written
+    """The output tables from the checked winners: every one written into the run's version (rows counted by
+    the write itself); returns them as lazy reads of the written Parquet. The aggregates read the written
     appointments table (columnar, only the columns they use) rather than a cache of it."""
-    from pyspark import StorageLevel
-
     from jobs import aggregates, compaction
 
     timezone = run.config.timezone
     with _stage(run.summary, "tables"):
-        checked = compaction.check_images(winners).persist(StorageLevel.MEMORY_AND_DISK)
-        valid, image_rejects = compaction.split_checked(checked)
+        valid, image_rejects = compaction.split_checked(winners)
         staged = {"appointments": _write_staged(run, "appointments", aggregates.appointments_table(valid, timezone))}
         appointments = staged["appointments"]
         staged["advisor_daily_load"] = _write_staged(run, "advisor_daily_load", aggregates.advisor_daily_load(appointments, run.advisors))
         staged["booking_trends_daily"] = _write_staged(run, "booking_trends_daily", aggregates.booking_trends_daily(appointments, timezone))
         staged["quarantine"] = _write_staged(run, "quarantine", aggregates.quarantine_table(line_rejects, image_rejects))
-        checked.unpersist()
         run.summary.quarantined = run.summary.rows["quarantine"]
     return staged
 

@@ -19,7 +19,8 @@ from jobs.versions import STATE, VersionStore, version_dir
 
 
 # 2: the winners partitioned by ingest_date (jobs.incremental carries the dates a night does not touch).
-LAYOUT = "2"
+# 3: each winner carries rule 5's verdict and typed columns (jobs.compaction.check_images).
+LAYOUT = "3"
 
 
 @dataclass
