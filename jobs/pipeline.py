@@ -274,7 +274,10 @@ def _read_and_parse(run: _Run):
 
 def _release(checkpointed) -> None:
     """Drop a local checkpoint's blocks now rather than whenever the JVM's garbage collector finds them."""
-    checkpointed._jdf.queryExecution().logical().rdd().unpersist(False)
+    try:
+        checkpointed._jdf.queryExecution().logical().rdd().unpersist(False)
+    except Exception:  # the JVM is gone (out of memory): nothing left to release, and the run's own error stands
+        pass
 
 
 def _compact(run: _Run, parsed):
@@ -335,7 +338,7 @@ def _write_staged(run: _Run, name: str, df):
 
 
 def _compact_nightly(run: _Run, parsed):
-    """Rules 2-4 for the appointments the new files touch (jobs.incremental); the new state carries the rest."""
+    """Rules 2-5 for the appointments the new files touch (jobs.incremental); the new state carries the rest."""
     from pyspark.sql import Observation
 
     from jobs import incremental, parsing
