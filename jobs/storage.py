@@ -54,7 +54,6 @@ def _hidden_from_spark(name: str) -> bool:
     return (name.startswith("_") and "=" not in name) or name.startswith(".") or name.endswith("._COPYING_")
 
 
-
 # Characters a URI keeps as they are: a location made of them only is its own URI.
 _URI_SAFE = re.compile(r"^[A-Za-z0-9/._=:-]*$")
 
