@@ -9,9 +9,10 @@ What the new changes reach. The touched appointments are those with a new valid 
 move. Their new winners come from their old winners (in the current state) and the new changes (rules 2-4),
 and then:
 
-- state (partitioned by each winner's ingest date): the dates the touched appointments' winners leave or
-  join are rewritten without them plus their new winners (no shuffle of the history); the new files'
-  rejected lines are added to the rejected lines kept so far;
+- state (generations of winners, newest first): the touched appointments' new winners are written as a new
+  generation beside the carried ones, and an appointment's winner is its row in the newest generation
+  holding it; after MAX_GENERATIONS generations a night merges them into one. The new files' rejected
+  lines are added to the rejected lines kept so far;
 - appointments, advisor_daily_load: the dates of the touched appointments' old and new rows (a reschedule
   touches two days);
 - booking_trends_daily: the touched (department, booking date) days are aggregated again from the new
@@ -31,8 +32,9 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Set
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import DataFrame, Observation, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from jobs import aggregates, compaction
 from jobs.contract import TABLES
@@ -49,26 +51,44 @@ class Nightly:
     touched: int = 0
 
 
+# A night adds one generation of winners; the night after the state holds this many merges them into one
+# (the lookup of old winners scans every generation, so they must not pile up; a merge is one shuffle of
+# the state, about what a night of the earlier per-date rewrite cost).
+MAX_GENERATIONS = 30
+GENERATION = "generation"
+
+
 def compact(spark, base_state: str, new_state: str, changes: DataFrame, rejects: DataFrame, storage: Storage,
             duplicates: Observation):
-    """Rules 2-5 for the touched appointments only; writes the new state. Returns the touched ids and their
-    new winners, checked (both persisted: small, one night) and the state's rewritten ingest dates."""
+    """Rules 2-5 for the touched appointments only; writes the new state. Returns the touched ids, their
+    new winners, checked (both persisted: small, one night), and [generations written, generations]."""
     touched = changes.select("appointment_id").distinct().persist(StorageLevel.MEMORY_AND_DISK)
     source, target = join(base_state, "changes"), join(new_state, "changes")
-    base = read_table(spark, source, compaction.state_schema(changes))
-    # Where the old winners are: a scan of two columns; then only those dates are read whole.
-    old_dates = _values(base.select("appointment_id", "ingest_date").join(F.broadcast(touched), "appointment_id", "left_semi"), "ingest_date")
-    old_winners = base.filter(within("ingest_date", old_dates)).join(F.broadcast(touched), "appointment_id", "left_semi")
+    schema = compaction.state_schema(changes)
+    generations = sorted(int(value) for value in partitions(storage, source, GENERATION))
+    base = read_table(spark, source, T.StructType(schema.fields + [T.StructField(GENERATION, T.IntegerType())]))
+    old_winners = newest_generation(base.join(F.broadcast(touched), "appointment_id", "left_semi"))
     changed = changes.select(*compaction.CHANGE_COLUMNS).unionByName(old_winners.select(*compaction.CHANGE_COLUMNS))
     winners = compaction.check_images(compaction.latest_changes(changed, duplicates)).persist(StorageLevel.MEMORY_AND_DISK)
-    dates = old_dates | _values(winners, "ingest_date")
-    kept = base.filter(within("ingest_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
-    _carry(storage, source, target, "ingest_date", dates)
-    write_table(kept.unionByName(winners.select(*kept.columns)), target, "ingest_date", mode="append")
+    if len(generations) < MAX_GENERATIONS:
+        # Earlier generations are carried as files: an appointment's older rows are shadowed, not rewritten.
+        storage.copy_tree(source, target)
+        winners.select(*schema.names).coalesce(1).write.parquet(join(target, f"{GENERATION}={generations[-1] + 1}"))
+        written = [1, len(generations) + 1]
+    else:
+        kept = newest_generation(base).join(F.broadcast(touched), "appointment_id", "left_anti").select(*schema.names)
+        kept.unionByName(winners.select(*schema.names)).write.parquet(join(target, f"{GENERATION}=0"))
+        written = [1, 1]
     # The rejected lines of earlier files never change: carried as files, the new ones added beside them.
     storage.copy_tree(join(base_state, "rejects"), join(new_state, "rejects"))
     rejects.write.mode("append").parquet(join(new_state, "rejects"))
-    return touched, winners, dates
+    return touched, winners, written
+
+
+def newest_generation(state: DataFrame) -> DataFrame:
+    """State rows -> each appointment's row in the newest generation that holds it (its current winner)."""
+    newest = F.max(GENERATION).over(Window.partitionBy("appointment_id"))
+    return state.withColumn("_newest", newest).filter(F.col(GENERATION) == F.col("_newest")).drop("_newest")
 
 
 def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str, int], new_version: str,

@@ -259,8 +259,11 @@ def _read_and_parse(run: _Run):
     from jobs import parsing
     from jobs.session import shuffle_settings
 
-    # Sized from the whole log in scope: the state and the tables grow with it, not with the new files.
-    scope_bytes = sum(f.size for f in run.plan.in_scope)
+    # A full run shuffles the whole log, the state and the tables: sized from the whole log in scope. A
+    # nightly run shuffles only the night's appointments (their changes and old winners) and the partitions
+    # they reach: sized from the new files (a partition count from the whole log made every one of its
+    # small stages many near-empty tasks: 5 s of a 40 s night at 1M appointments).
+    scope_bytes = sum(f.size for f in (run.plan.in_scope if run.base is None else run.to_read))
     for key, value in shuffle_settings(scope_bytes, run.spark.sparkContext.defaultParallelism).items():
         run.spark.conf.set(key, value)
     with _stage(run.summary, "read_parse"):
@@ -285,7 +288,7 @@ def _compact(run: _Run, parsed):
     the new state."""
     from pyspark.sql import Observation
 
-    from jobs import compaction, parsing
+    from jobs import compaction, incremental, parsing
 
     spark, output_root = run.spark, run.plan.output_root
     state_dir = run.state.folder(output_root)
@@ -293,16 +296,15 @@ def _compact(run: _Run, parsed):
         changes = parsing.valid_changes(parsed)
         rejects = parsing.rejected_lines(parsed)
         duplicates = Observation("duplicates")
-        # By the winner's ingest date: a nightly run rewrites only the dates its appointments' winners
-        # leave or join (jobs.incremental) and carries the others. One file per date (write_table): written
-        # straight from the compaction's partitions, each task wrote a file for every date (740 files at 1M
-        # appointments), and the writer's sort and small files cost more than the extra shuffle.
-        # Rule 5 runs in the same job: the state keeps each winner's verdict and typed columns.
+        # The state's first generation (a nightly run adds one per night, jobs.incremental), written straight
+        # from the compaction's partitions. Rule 5 runs in the same job: the state keeps each winner's
+        # verdict and typed columns.
         checked = compaction.check_images(compaction.latest_changes(changes, duplicates))
-        write_table(checked, join(state_dir, "changes"), "ingest_date")
+        generation = join(state_dir, "changes", f"{incremental.GENERATION}=0")
+        checked.write.parquet(generation)
         run.summary.duplicates = duplicates.get["duplicates"]
         rejects.write.parquet(join(state_dir, "rejects"))
-        winners = read_table(spark, join(state_dir, "changes"), checked.schema)
+        winners = read_table(spark, generation, checked.schema)
         line_rejects = read_table(spark, join(state_dir, "rejects"), rejects.schema)
     return winners, line_rejects
 
@@ -346,13 +348,11 @@ def _compact_nightly(run: _Run, parsed):
     output_root = run.plan.output_root
     with _stage(run.summary, "compact"):
         duplicates = Observation("duplicates")
-        touched, winners, dates = incremental.compact(
+        touched, winners, run.summary.recomputed["state"] = incremental.compact(
             run.spark, run.base.folder(output_root), run.state.folder(output_root),
             parsing.valid_changes(parsed), parsing.rejected_lines(parsed), run.storage, duplicates,
         )
         run.summary.duplicates = duplicates.get["duplicates"]
-        state = incremental.partitions(run.storage, join(run.state.folder(output_root), "changes"), "ingest_date")
-        run.summary.recomputed["state"] = [len(dates), len(state)]
     return touched, winners
 
 

@@ -20,7 +20,8 @@ from jobs.versions import STATE, VersionStore, version_dir
 
 # 2: the winners partitioned by ingest_date (jobs.incremental carries the dates a night does not touch).
 # 3: each winner carries rule 5's verdict and typed columns (jobs.compaction.check_images).
-LAYOUT = "3"
+# 4: the winners in generations, one per night (jobs.incremental), not partitioned by ingest_date.
+LAYOUT = "4"
 
 
 @dataclass

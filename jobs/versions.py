@@ -9,7 +9,7 @@ elsewhere, which is EMRFS on a cluster).
 Layout under an output root (docs/data-contract.md, "Publishing and versions"):
 
     _versions/<run_id>/<table>/<column>=<value>/part-*.parquet   the four tables
-    _versions/<run_id>/_state/changes/ingest_date=<d>/, rejects/  the run's compaction state
+    _versions/<run_id>/_state/changes/generation=<n>/, rejects/   the run's compaction state
     _versions/<run_id>/_version.json                             written last: the version is complete
     _current.json                  THE commit point: names the current version and lists its files
     _current -> _versions/<id>     local disk only: a symlink switched right after the commit, and

@@ -115,3 +115,34 @@ def test_the_emr_code_path_carries_partitions_too_and_a_rerun_changes_nothing(sp
     full = tmp_path / "full"
     run_ungated(spark, source, full, timezone=ZONE, full=True)
     assert_same_tables(spark, out, full)
+
+
+def test_nights_add_generations_to_the_state_until_one_merges_them_and_still_equal_a_full_run(spark, tmp_path, monkeypatch):
+    """The state grows by one generation a night; an appointment's winner is its newest generation's row
+    (older rows it shadows are not counted as duplicates), and the night that reaches MAX_GENERATIONS
+    merges them into one."""
+    from jobs import incremental
+
+    monkeypatch.setattr(incremental, "MAX_GENERATIONS", 3)
+    source, out = tmp_path / "in", tmp_path / "out"
+    history(source)
+    run_ungated(spark, source, out, timezone=ZONE)
+    generations = lambda: sorted(p.name for p in (out / "_current" / "_state" / "changes").iterdir() if p.is_dir())
+    assert generations() == ["generation=0"]
+
+    # Two nights each bring a change of a060 that loses to its current winner: its winner is written
+    # again in each night's generation, and the second night must not take the first's copy for a duplicate.
+    for ingest_date, event_id in (("2026-09-12", "e-a060-0"), ("2026-09-13", "e-a060-00")):
+        write(source, ingest_date, "part-0", [change(event_id, 1, "a060", day=30, created_day=6)])
+        summary = run_ungated(spark, source, out, timezone=ZONE)
+        assert summary.mode == "incremental" and summary.touched == 1 and summary.duplicates == 0, summary.lines()
+    assert generations() == ["generation=0", "generation=1", "generation=2"]
+    assert summary.recomputed["state"] == [1, 3]
+
+    night(source)
+    summary = run_ungated(spark, source, out, timezone=ZONE)
+    assert summary.mode == "incremental" and summary.recomputed["state"] == [1, 1]
+    assert generations() == ["generation=0"]
+    full = tmp_path / "full"
+    assert run_ungated(spark, source, full, timezone=ZONE, full=True).rows == summary.rows
+    assert_same_tables(spark, out, full)
