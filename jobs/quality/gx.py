@@ -81,6 +81,22 @@ def _register_source_type() -> type:
             resolved = super().resolve_metrics(rest, metrics, runtime_configuration) if rest else {}
             return {**resolved, **known}
 
+        def _process_direct_and_bundled_metric_computation_configurations(
+            self, metric_fn_direct_configurations, metric_fn_bundle_configurations
+        ):
+            # GX counts each column-pair and compound-uniqueness check's rows with a query of its own
+            # (`count()`, twice per check); those counts join one query here, as the bundles do.
+            counts = [c for c in metric_fn_direct_configurations if _row_count(c) is not None]
+            direct = [c for c in metric_fn_direct_configurations if _row_count(c) is None]
+            try:
+                counted = _count_together(self, counts) if counts else {}
+            except Exception:  # GX's own path then, with its own error reporting per metric
+                counted, direct = {}, metric_fn_direct_configurations
+            if self._caching:
+                self._metric_cache.update(counted)
+            resolved = super()._process_direct_and_bundled_metric_computation_configurations(direct, metric_fn_bundle_configurations)
+            return {**resolved, **counted}
+
         def resolve_metric_bundle(self, metric_fn_bundle):
             domains = {}  # domain id -> (domain kwargs, aggregate columns, metric ids)
             for bundled in metric_fn_bundle:
@@ -109,6 +125,54 @@ def _register_source_type() -> type:
             return OneQueryEngine
 
     return AdvisingSparkDatasource
+
+
+# GX's metric functions that answer with a `count()` of their own: of the rows where the check's condition
+# holds (True), or of all the check's rows (False).
+_COUNTING = {
+    "_spark_map_condition_unexpected_count_value": True,
+    "_spark_column_pair_map_condition_filtered_row_count": False,
+    "_spark_multicolumn_map_condition_filtered_row_count": False,
+}
+
+
+def _row_count(configuration):
+    """(domain kwargs, condition or None for every row) of a metric GX would count with a query of its own;
+    None for any other metric. The domain is the one GX's function would count over."""
+    from great_expectations.expectations.metrics.util import get_dbms_compatible_metric_domain_kwargs
+
+    only_unexpected = _COUNTING.get(getattr(configuration.metric_fn, "__name__", ""))
+    if only_unexpected is None:
+        return None
+    metrics = configuration.metric_provider_kwargs["metrics"]
+    condition, compute_kwargs, accessor_kwargs = metrics["unexpected_condition"]
+    if only_unexpected:
+        return dict(**compute_kwargs, **accessor_kwargs), condition
+    accessor_kwargs = get_dbms_compatible_metric_domain_kwargs(
+        metric_domain_kwargs=accessor_kwargs, batch_columns_list=metrics["table.columns"]
+    )
+    return dict(**compute_kwargs, **accessor_kwargs), None
+
+
+def _count_together(engine, configurations) -> dict:
+    """The row counts of `configurations` (see _row_count), every domain's in one Spark query."""
+    from great_expectations.core.id_dict import IDDict
+    from pyspark.sql import functions as F
+
+    domains = {}  # domain id -> (domain kwargs, [(metric id, condition)])
+    for configuration in configurations:
+        kwargs, condition = _row_count(configuration)
+        domains.setdefault(IDDict(kwargs).to_id(), (kwargs, []))[1].append((configuration.metric_configuration.id, condition))
+    rows = []
+    for kwargs, wanted in domains.values():
+        # A condition may hold a window function (compound uniqueness): a column first, then the counts.
+        flags = engine.get_domain_records(domain_kwargs=kwargs).select(
+            *[(F.lit(True) if condition is None else condition).alias(f"_{i}") for i, (_, condition) in enumerate(wanted)]
+        )
+        rows.append(flags.agg(*[F.count(F.when(F.col(f"_{i}") == True, 1)) for i in range(len(wanted))]))  # noqa: E712
+    (result,) = reduce(lambda left, right: left.hint("shuffle_replicate_nl").crossJoin(right), rows).collect()
+    values = iter(result)
+    return {metric_id: next(values) for _, wanted in domains.values() for metric_id, _ in wanted}
 
 
 def _asks_for_no_values(metric) -> bool:

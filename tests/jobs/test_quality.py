@@ -416,3 +416,31 @@ def _section(doc: str, frame: str) -> str:
     start = doc.index(f"### `{frame}`")
     end = doc.find("\n### ", start + 1)
     return doc[start:] if end < 0 else doc[start:end]
+
+
+def test_the_row_counts_gx_would_query_one_by_one_are_exact_when_counted_together(spark, monkeypatch):
+    """Column-pair and compound-uniqueness checks are counted in one query per frame (jobs.quality.gx):
+    each check's figure is still its own (a duplicated key makes both of its rows unexpected)."""
+    from jobs.quality import gx
+
+    folded = []
+    count_together = gx._count_together
+    monkeypatch.setattr(gx, "_count_together", lambda engine, configurations: folded.append(count_together(engine, configurations)) or folded[-1])
+    appointments = clean_rows()["appointments"]
+    for index in (2, 5):
+        appointments[index] = {**appointments[index], "end_time": appointments[index]["start_time"]}
+    trends = clean_rows()["booking_trends_daily"]
+    trends.append({**trends[0], "cancelled_count": trends[0]["bookings_created"] + 1})
+    frames = {"appointments": frame(spark, "appointments", appointments), "booking_trends_daily": frame(spark, "booking_trends_daily", trends)}
+
+    report = quality.run_gate(frames, None)
+
+    details = {r.name: r.details for r in report.results}
+    assert details["appointments.end_after_start"].startswith("2 of 10 rows unexpected")
+    assert details["booking_trends_daily.date_department_unique"].startswith("2 of 4 rows unexpected")
+    assert details["booking_trends_daily.cancelled_within_bookings"].startswith("1 of 4 rows unexpected")
+    assert details["booking_trends_daily.median_within_p90"].startswith("0 of 4 rows unexpected")
+    # Counted by the folded queries (not GX's one-by-one path after a failure): in the verdict pass, one
+    # query per frame for each check's unexpected rows and rows (appointments: 1 check, trends: 3); the
+    # examples of the failed checks are looked up afterwards, one check at a time.
+    assert [len(counts) for counts in folded] == [2, 2, 6, 2, 2]
