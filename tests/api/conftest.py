@@ -12,7 +12,7 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 import pytest
 import redis
-from read_api_support import RedisProcess, RunningApi, write_tables
+from read_api_support import RedisProcess, RunningApi, wait_until, write_tables
 
 from api.config import ApiConfig, PublishConfig
 from api.publish import PublishResult, publish
@@ -83,11 +83,7 @@ def start_api():
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.port, log_level="warning", access_log=False))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                pytest.fail("the API did not start", pytrace=False)
-            time.sleep(0.02)
+        wait_until(lambda: server.started or None, (), thread.is_alive, "the API did not start", seconds=10)
         api = running[config.port] = RunningApi(f"http://127.0.0.1:{config.port}", app, server, thread)
         return api
 
