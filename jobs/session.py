@@ -85,11 +85,16 @@ def local_driver_memory(machine_bytes: int) -> str:
     return f"{max(MIN_DRIVER_MEMORY_MB, int(machine_bytes * LOCAL_MEMORY_SHARE) // (1024 * 1024))}m"
 
 
+def shuffle_partitions(input_bytes: int, parallelism: int) -> int:
+    """Partitions for a shuffle of `input_bytes` (compressed: gzip change log or Parquet): one per
+    INPUT_BYTES_PER_PARTITION, and at least one per core."""
+    return max(parallelism, math.ceil(input_bytes / INPUT_BYTES_PER_PARTITION))
+
+
 def shuffle_settings(input_bytes: int, parallelism: int) -> Dict[str, str]:
-    """Shuffle partitioning for a run over `input_bytes` of change log: one partition per
-    INPUT_BYTES_PER_PARTITION, and at least one per core. Set by the job itself from its own input
-    listing, so a local run and an EMR step make the same choice."""
-    partitions = str(max(parallelism, math.ceil(input_bytes / INPUT_BYTES_PER_PARTITION)))
+    """Shuffle partitioning for a run over `input_bytes` of change log (shuffle_partitions). Set by the job
+    itself from its own input listing, so a local run and an EMR step make the same choice."""
+    partitions = str(shuffle_partitions(input_bytes, parallelism))
     return {"spark.sql.shuffle.partitions": partitions, "spark.sql.adaptive.coalescePartitions.initialPartitionNum": partitions}
 
 
