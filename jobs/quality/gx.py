@@ -86,8 +86,9 @@ def _register_source_type() -> type:
         ):
             # GX counts each column-pair and compound-uniqueness check's rows with a query of its own
             # (`count()`, twice per check); those counts join one query here, as the bundles do.
-            counts = [c for c in metric_fn_direct_configurations if _row_count(c) is not None]
-            direct = [c for c in metric_fn_direct_configurations if _row_count(c) is None]
+            counts = [(c, _row_count(c)) for c in metric_fn_direct_configurations]
+            direct = [c for c, count in counts if count is None]
+            counts = [(c, count) for c, count in counts if count is not None]
             try:
                 counted = _count_together(self, counts) if counts else {}
             except Exception:  # GX's own path then, with its own error reporting per metric
@@ -154,14 +155,13 @@ def _row_count(configuration):
     return dict(**compute_kwargs, **accessor_kwargs), None
 
 
-def _count_together(engine, configurations) -> dict:
-    """The row counts of `configurations` (see _row_count), every domain's in one Spark query."""
+def _count_together(engine, counts) -> dict:
+    """The row counts of (configuration, its _row_count) pairs, every domain's in one Spark query."""
     from great_expectations.core.id_dict import IDDict
     from pyspark.sql import functions as F
 
     domains = {}  # domain id -> (domain kwargs, [(metric id, condition)])
-    for configuration in configurations:
-        kwargs, condition = _row_count(configuration)
+    for configuration, (kwargs, condition) in counts:
         domains.setdefault(IDDict(kwargs).to_id(), (kwargs, []))[1].append((configuration.metric_configuration.id, condition))
     rows = []
     for kwargs, wanted in domains.values():

@@ -425,7 +425,7 @@ def test_the_row_counts_gx_would_query_one_by_one_are_exact_when_counted_togethe
 
     folded = []
     count_together = gx._count_together
-    monkeypatch.setattr(gx, "_count_together", lambda engine, configurations: folded.append(count_together(engine, configurations)) or folded[-1])
+    monkeypatch.setattr(gx, "_count_together", lambda engine, counts: folded.append(count_together(engine, counts)) or folded[-1])
     appointments = clean_rows()["appointments"]
     for index in (2, 5):
         appointments[index] = {**appointments[index], "end_time": appointments[index]["start_time"]}
