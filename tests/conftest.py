@@ -9,6 +9,8 @@ import logging
 import os
 import socket
 import sys
+import time
+from typing import Callable, Optional, TypeVar
 from urllib.parse import urlparse
 
 import pytest
@@ -55,6 +57,8 @@ def pytest_report_header(config):
     )
 
 
+T = TypeVar("T")
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -63,6 +67,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_until(attempt: Callable[[], Optional[T]], failure: str, *, not_yet: tuple = (),
+               alive: Callable[[], bool] = lambda: True, seconds: float = 30) -> T:
+    """What `attempt()` returns once it returns something (not None) without raising one of `not_yet`: the
+    bounded readiness poll of a server or an asynchronous operation a test has just started. Fails with
+    `failure` in one line when `alive()` turns false or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            result = attempt()
+            if result is not None:
+                return result
+        except not_yet:
+            pass
+        if time.monotonic() > deadline or not alive():
+            pytest.fail(failure, pytrace=False)
+        time.sleep(0.05)
 
 
 def _require_tcp(url: str, name: str) -> None:

@@ -12,11 +12,11 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 import pytest
 import redis
-from read_api_support import RedisProcess, RunningApi, wait_until, write_tables
+from read_api_support import RedisProcess, RunningApi, write_tables
 
 from api.config import ApiConfig, PublishConfig
 from api.publish import PublishResult, publish
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until
 
 
 # ---------------------------------------------------------------- PostgreSQL and Redis isolation
@@ -83,7 +83,7 @@ def start_api():
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.port, log_level="warning", access_log=False))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
-        wait_until(lambda: server.started or None, (), thread.is_alive, "the API did not start", seconds=10)
+        wait_until(lambda: server.started or None, "the API did not start", alive=thread.is_alive, seconds=10)
         api = running[config.port] = RunningApi(f"http://127.0.0.1:{config.port}", app, server, thread)
         return api
 

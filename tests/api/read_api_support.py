@@ -6,10 +6,9 @@ import datetime as dt
 import shutil
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, List, Optional, TypeVar
+from typing import List, Optional
 
 import httpx
 import pyarrow as pa
@@ -19,10 +18,7 @@ import redis
 
 from api.config import ApiConfig
 from api.schema import ADVISOR_DAILY_LOAD, BOOKING_TRENDS_DAILY, Table
-from tests.conftest import free_port
-
-T = TypeVar("T")
-
+from tests.conftest import free_port, wait_until
 
 def advisor_row(advisor_id: str, date: str, **values) -> dict:
     row = dict(
@@ -97,8 +93,8 @@ class RedisProcess:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = self.client()
-        wait_until(client.ping, (redis.ConnectionError,), lambda: self.proc.poll() is None,
-                   f"private redis-server did not start on port {self.port}", seconds=10)
+        wait_until(client.ping, f"private redis-server did not start on port {self.port}", not_yet=(redis.ConnectionError,),
+                   alive=lambda: self.proc.poll() is None, seconds=10)
         client.close()
 
     def client(self) -> redis.Redis:
@@ -148,25 +144,7 @@ def api_config(db_url: str, redis_url: Optional[str], key_prefix: str, **overrid
     return replace(base, **overrides)
 
 
-def wait_until(attempt: Callable[[], Optional[T]], not_yet: tuple, alive: Callable[[], bool], failure: str,
-               seconds: float = 30) -> T:
-    """What `attempt()` returns once it returns something (not None) without raising one of `not_yet`: the
-    bounded readiness poll of a server a test has just started. Fails with `failure` in one line when the
-    server dies or `seconds` pass."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            result = attempt()
-            if result is not None:
-                return result
-        except not_yet:
-            pass
-        if time.monotonic() > deadline or not alive():
-            pytest.fail(failure, pytrace=False)
-        time.sleep(0.05)
-
-
 def wait_for_health(port: int, proc: subprocess.Popen) -> dict:
     """GET /health of an `advising serve` process once it answers."""
-    return wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json(), (httpx.TransportError,),
-                      lambda: proc.poll() is None, "advising serve did not start")
+    return wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json(), "advising serve did not start",
+                      not_yet=(httpx.TransportError,), alive=lambda: proc.poll() is None)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import urllib.request
 import uuid
 import zipfile
@@ -17,6 +16,8 @@ from typing import Any
 import boto3
 import pytest
 from account_workflow_support import DEFINITION_PATH, REPO, render_definition
+
+from tests.conftest import wait_until
 
 EXECUTION_TIMEOUT_S = 30
 
@@ -62,14 +63,12 @@ class WorkflowStack:
             name=f"test-{uuid.uuid4()}",
             input=json.dumps(execution_input),
         )["executionArn"]
-        deadline = time.monotonic() + EXECUTION_TIMEOUT_S
-        while True:
+
+        def finished() -> dict | None:
             described = self.sfn.describe_execution(executionArn=arn)
-            if described["status"] != "RUNNING":
-                return described
-            if time.monotonic() > deadline:
-                pytest.fail(f"execution {arn} still RUNNING after {EXECUTION_TIMEOUT_S} s")
-            time.sleep(0.1)
+            return described if described["status"] != "RUNNING" else None
+
+        return wait_until(finished, f"execution {arn} still RUNNING after {EXECUTION_TIMEOUT_S} s", seconds=EXECUTION_TIMEOUT_S)
 
     def drain_queue(self) -> list[tuple[str, dict]]:
         """(MessageId, parsed body) of every message now on the notification queue, deleted as read."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import time
 from pathlib import Path
 
 import boto3
@@ -23,6 +22,7 @@ from functions.stream_sink import handler as sink
 from jobs.config import RunConfig
 from jobs.contract import APPOINTMENTS_SCHEMA
 from jobs.pipeline import run_pipeline
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow
 TABLE = "appointments"
@@ -227,12 +227,12 @@ def export_table(dynamodb, folder: Path) -> Path:
     export_arn = dynamodb.export_table_to_point_in_time(TableArn=table_arn, S3Bucket="exports", S3Prefix="dynamo")[
         "ExportDescription"
     ]["ExportArn"]
-    for _ in range(100):
+
+    def finished():
         status = dynamodb.describe_export(ExportArn=export_arn)["ExportDescription"]["ExportStatus"]
-        if status != "IN_PROGRESS":
-            break
-        time.sleep(0.1)
-    assert status == "COMPLETED"
+        return status if status != "IN_PROGRESS" else None
+
+    assert wait_until(finished, "the table export is still IN_PROGRESS after 10 s", seconds=10) == "COMPLETED"
     (data_key,) = [entry["Key"] for entry in s3.list_objects_v2(Bucket="exports")["Contents"]]
     export_id = data_key.split("/AWSDynamoDB/", 1)[1].split("/", 1)[0]
     root = folder / "AWSDynamoDB" / export_id
