@@ -19,6 +19,7 @@ from common.errors import UsageError
 COMMAND_MODULES = (
     "advising.sample_data",
     "advising.run",
+    "advising.class_archive",
     "advising.versions",
     "advising.bundle",
     "advising.emr.cli",

@@ -68,6 +68,29 @@ def check_java() -> None:
         raise UsageError(JAVA_HINT) from None
 
 
+# Set only by `advising class-archive` on the local run it trains with: that JVM writes its loaded classes here.
+CLASS_ARCHIVE_DUMP_ENV = "ADVISING_CLASS_ARCHIVE_DUMP"
+
+
+def class_archive() -> str:
+    """Where `advising class-archive` (run by `make setup`) keeps the class archive local Spark JVMs start from:
+    beside the installed pyspark, whose jars it was made from."""
+    return os.path.join(sys.prefix, "share", "advising", "spark-classes.jsa")
+
+
+def class_archive_options() -> list:
+    """JVM options for a local Spark JVM's start. A fresh JVM loads, verifies and links some 15,000 Spark and
+    Hadoop classes before and during its first queries (about 3 s of a run here); a dynamic class-data-sharing
+    archive (JDK 17's AppCDS) maps them ready-made. An archive that does not match this JVM or class path is
+    ignored by the JVM (then the classes load as usual); its messages are off either way."""
+    dump = os.environ.get(CLASS_ARCHIVE_DUMP_ENV)
+    if dump:
+        return [f"-XX:ArchiveClassesAtExit={dump}", "-Xlog:cds*=off"]
+    if os.path.isfile(class_archive()):
+        return [f"-XX:SharedArchiveFile={class_archive()}", "-Xlog:cds*=off"]
+    return []
+
+
 def quiet_logging_options() -> str:
     """Driver JVM options that load the shipped jobs/log4j2.properties (Spark, Hadoop: ERROR and up only).
 
@@ -135,8 +158,9 @@ def get_session(
         builder = builder.master(master or "local[*]")
         for key, value in LOCAL_SETTINGS.items():
             builder = builder.config(key, value)
-        if quiet:
-            builder = builder.config("spark.driver.extraJavaOptions", quiet_logging_options())
+        java_options = ([quiet_logging_options()] if quiet else []) + class_archive_options()
+        if java_options:
+            builder = builder.config("spark.driver.extraJavaOptions", " ".join(java_options))
         # Read by the JVM at start-up only, hence here and nowhere later.
         builder = builder.config("spark.driver.memory", driver_memory or local_driver_memory(machine_memory_bytes()))
     for key, value in {**CONTRACT_SETTINGS, **(extra or {})}.items():
