@@ -103,23 +103,26 @@ def daily_from_trends(trends: DataFrame) -> DataFrame:
 
 def trends_from_daily(daily: DataFrame) -> DataFrame:
     """`daily_bookings` rows -> the `booking_trends_daily` table."""
-    calendar = daily.groupBy("department").agg(F.min("date").alias("first"), F.max("date").alias("last")).select(
-        "department", F.explode(F.sequence("first", "last")).alias("date")
-    )
-    filled = calendar.join(daily, ["department", "date"], "left")
-    bookings = F.coalesce(F.col("bookings_created"), F.lit(0))
+    by_department = Window.partitionBy("department").orderBy("date")
+    # Each day with bookings stands for itself and the days without bookings up to the department's next one:
+    # exploded into them, the rows are every day from the department's first booking date to its last, with no
+    # calendar to build and join (one shuffle, by department, serves this window and the 7-day one).
+    until = F.coalesce(F.date_sub(F.lead("date").over(by_department), 1), F.col("date"))
+    filled = daily.withColumn("until", until).select("*", F.explode(F.sequence(F.col("date"), F.col("until"))).alias("day"))
+    own = F.col("day") == F.col("date")
+    bookings = F.when(own, F.col("bookings_created")).otherwise(F.lit(0))
     # Rows are consecutive days per department, so the 7-day window is the last 7 rows; days before a
     # department's first booking have no row and count 0, as the contract wants.
-    last_7_days = Window.partitionBy("department").orderBy("date").rowsBetween(-6, 0)
+    last_7_days = Window.partitionBy("department").orderBy("day").rowsBetween(-6, 0)
     return _ordered(
         filled.select(
             "department",
-            "date",
+            F.col("day").alias("date"),
             bookings.alias("bookings_created"),
-            F.coalesce(F.col("cancelled_count"), F.lit(0)).alias("cancelled_count"),
+            F.when(own, F.col("cancelled_count")).otherwise(F.lit(0)).alias("cancelled_count"),
             F.when(bookings > 0, F.col("cancelled_count") / bookings).alias("cancellation_rate"),
-            F.col("q")[0].alias("median_lead_time_hours"),
-            F.col("q")[1].alias("p90_lead_time_hours"),
+            F.when(own, F.col("q")[0]).alias("median_lead_time_hours"),
+            F.when(own, F.col("q")[1]).alias("p90_lead_time_hours"),
             (F.sum(bookings).over(last_7_days) / 7.0).alias("bookings_7d_avg"),
         ),
         BOOKING_TRENDS_DAILY_SCHEMA,
