@@ -90,7 +90,9 @@ def test_booking_trends_zero_fill_and_trailing_7_day_average(spark):
     assert sorted(day for dept, day in result if dept == "Physics") == [5]
     assert [result[("Math", d)]["bookings_created"] for d in range(1, 10)] == [2, 0, 0, 1, 0, 0, 0, 0, 1]
     assert result[("Math", 2)]["cancellation_rate"] is None
-    assert result[("Math", 2)]["median_lead_time_hours"] is None
+    assert [result[("Math", d)]["cancelled_count"] for d in range(1, 10)] == [1, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert result[("Math", 2)]["median_lead_time_hours"] is None and result[("Math", 2)]["p90_lead_time_hours"] is None
+    assert result[("Math", 4)]["median_lead_time_hours"] == pytest.approx(10.0)
     assert result[("Math", 1)]["cancellation_rate"] == 0.5
     assert result[("Math", 1)]["bookings_7d_avg"] == pytest.approx(2 / 7)
     assert result[("Math", 7)]["bookings_7d_avg"] == pytest.approx(3 / 7)
