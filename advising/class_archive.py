@@ -1,8 +1,8 @@
 """`advising class-archive`: the class archive that local Spark JVMs start from (run by `make setup`).
 
-A local run starts a fresh JVM, which loads, verifies and links some 15,000 Spark, Hadoop and Parquet classes
+A local run starts a fresh JVM, which loads, verifies and links thousands of Spark, Hadoop and Parquet classes
 before and during its first queries. JDK 17 can keep them ready-made in a dynamic class-data-sharing archive
-(AppCDS): this command runs the pipeline once on a small generated log (a full run, then a nightly run with the
+(AppCDS): this command runs the pipeline on a small generated log (a full run, then a nightly run with the
 quality gate) in a JVM that writes every class it loaded into the archive as it exits; from then on every
 local session (jobs.session) maps the archive instead. A cluster's JVMs (EMR) are not started by us and do not
 use it. An archive that no longer matches the JVM or the installed pyspark is ignored by the JVM, so a stale

@@ -108,6 +108,7 @@ def trends_from_daily(daily: DataFrame) -> DataFrame:
     # exploded into them, the rows are every day from the department's first booking date to its last, with no
     # calendar to build and join (one shuffle, by department, serves this window and the 7-day one).
     until = F.coalesce(F.date_sub(F.lead("date").over(by_department), 1), F.col("date"))
+    # A column first: Spark takes no window function inside a generator.
     filled = daily.withColumn("until", until).select("*", F.explode(F.sequence(F.col("date"), F.col("until"))).alias("day"))
     own = F.col("day") == F.col("date")
     bookings = F.when(own, F.col("bookings_created")).otherwise(F.lit(0))

@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from common.errors import UsageError
 
@@ -78,8 +78,8 @@ def class_archive() -> str:
     return os.path.join(sys.prefix, "share", "advising", "spark-classes.jsa")
 
 
-def class_archive_options() -> list:
-    """JVM options for a local Spark JVM's start. A fresh JVM loads, verifies and links some 15,000 Spark and
+def class_archive_options() -> List[str]:
+    """JVM options for a local Spark JVM's start. A fresh JVM loads, verifies and links thousands of Spark and
     Hadoop classes before and during its first queries (about 3 s of a run here); a dynamic class-data-sharing
     archive (JDK 17's AppCDS) maps them ready-made. An archive that does not match this JVM or class path is
     ignored by the JVM (then the classes load as usual); its messages are off either way."""
