@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "class-archive",
         help="build the JVM class archive that makes local Spark runs start faster (make setup runs it)",
-        description="Run the pipeline once on a small generated log in a JVM that archives the classes it loads "
+        description="Run the pipeline on a small generated log in a JVM that archives the classes it loads "
         "(JDK 17 AppCDS), and keep the archive where every local Spark session finds it.",
     )
     parser.set_defaults(func=_build)
@@ -66,7 +66,7 @@ def _train(work: str) -> None:
     from advising.sample_data import generate
     from jobs.config import RunConfig
     from jobs.pipeline import run_pipeline
-    from jobs.session import get_session
+    from jobs.session import get_session, local_jvm
 
     log, tables = os.path.join(work, "log"), os.path.join(work, "tables")
     generate(log, appointments=_TRAINING_APPOINTMENTS, days=_TRAINING_DAYS, force=True)
@@ -76,7 +76,7 @@ def _train(work: str) -> None:
     run_pipeline(spark, RunConfig(input=log, output=tables, as_of=dt.date.fromisoformat(days[-2]), skip_quality=True),
                  log=lambda line: None)
     run_pipeline(spark, RunConfig(input=log, output=tables), log=lambda line: None)
-    jvm = spark.sparkContext._gateway.proc  # private to pyspark: the local JVM it started
+    jvm = local_jvm(spark)
     spark.stop()
     # The JVM writes the archive as it exits, which it does when its standard input closes: wait for that, so the
     # archive is whole when this process ends.

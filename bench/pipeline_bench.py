@@ -54,7 +54,7 @@ def run_one(args) -> dict:
     from advising.sample_data import generate
     from jobs.config import RunConfig
     from jobs.pipeline import run_pipeline
-    from jobs.session import get_session
+    from jobs.session import get_session, local_jvm
 
     log_dir = Path(args.work) / f"log-{args.one}-{args.seed}-{args.days}"
     if not (log_dir / "appointments").is_dir():
@@ -73,7 +73,7 @@ def run_one(args) -> dict:
     started = time.monotonic()
     spark = get_session("advising-bench")
     session_seconds = time.monotonic() - started
-    jvm = spark.sparkContext._gateway.proc.pid  # the local JVM pyspark started (private, bench only)
+    jvm = local_jvm(spark).pid
     cpu_before = _proc_cpu_seconds(jvm) + _proc_cpu_seconds(os.getpid())
     load_before = os.getloadavg()
     began = time.monotonic()

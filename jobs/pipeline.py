@@ -548,8 +548,9 @@ def _out_of_memory(spark, exc: BaseException):
         if named:
             return named.group(0).strip(), "raise"
         seen = seen.__cause__ or seen.__context__
-    # pyspark keeps the local JVM's process on the gateway (not there under spark-submit).
-    process = getattr(getattr(spark.sparkContext, "_gateway", None), "proc", None)
+    from jobs.session import local_jvm
+
+    process = local_jvm(spark)  # None under spark-submit
     if process is not None:
         try:
             status = process.wait(timeout=30) if process.poll() is None and _gateway_gone(exc) else process.poll()

@@ -83,12 +83,20 @@ def class_archive_options() -> List[str]:
     Hadoop classes before and during its first queries (about 3 s of a run here); a dynamic class-data-sharing
     archive (JDK 17's AppCDS) maps them ready-made. An archive that does not match this JVM or class path is
     ignored by the JVM (then the classes load as usual); its messages are off either way."""
-    dump = os.environ.get(CLASS_ARCHIVE_DUMP_ENV)
+    dump, archive = os.environ.get(CLASS_ARCHIVE_DUMP_ENV), class_archive()
     if dump:
-        return [f"-XX:ArchiveClassesAtExit={dump}", "-Xlog:cds*=off"]
-    if os.path.isfile(class_archive()):
-        return [f"-XX:SharedArchiveFile={class_archive()}", "-Xlog:cds*=off"]
-    return []
+        option = f"-XX:ArchiveClassesAtExit={dump}"
+    elif os.path.isfile(archive):
+        option = f"-XX:SharedArchiveFile={archive}"
+    else:
+        return []
+    return [option, "-Xlog:cds*=off"]
+
+
+def local_jvm(spark):
+    """The process of the JVM pyspark started for a local session (subprocess.Popen), or None under spark-submit,
+    whose JVM is not ours. Private to pyspark (its gateway's `proc`), hence read here only."""
+    return getattr(getattr(spark.sparkContext, "_gateway", None), "proc", None)
 
 
 def quiet_logging_options() -> str:
