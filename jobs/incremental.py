@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Dict, List, Set
 
 from pyspark import StorageLevel
@@ -113,7 +114,7 @@ def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str
             .join(F.broadcast(touched), "appointment_id", "left_semi")
             .persist(StorageLevel.MEMORY_AND_DISK)
         )
-        dates = _values(old_rows, "appointment_date") | _values(new_rows, "appointment_date")
+        dates = _values("appointment_date", old_rows, new_rows)
         kept = old.filter(within("appointment_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
         replace("appointments", kept.unionByName(new_rows), dates)
 
@@ -150,13 +151,10 @@ def _trends(spark, base_version: str, appointments: DataFrame, old_rows: DataFra
     kept = aggregates.daily_from_trends(old).join(F.broadcast(days), ["department", "date"], "left_anti")
     trends = aggregates.trends_from_daily(kept.unionByName(aggregates.daily_bookings(touched_days, timezone)))
     trends = trends.persist(StorageLevel.MEMORY_AND_DISK)
-    key = ["department", "date"]
-    compared = old.alias("o").join(trends.alias("n"), key, "full_outer")
-    same = F.lit(True)
-    for name in trends.columns:
-        if name not in key:
-            same = same & F.col(f"o.{name}").eqNullSafe(F.col(f"n.{name}"))
-    changed = _values(compared.filter(~same), "date")
+    # Departments x days: compared row by row on the driver (a join of the two would be a query of its own).
+    before, after = ({(row["department"], row["date"]): row for row in table.collect()} for table in (old, trends))
+    changed = {date.isoformat() for (department, date) in before.keys() | after.keys()
+               if before.get((department, date)) != after.get((department, date))}
     days.unpersist()
     return trends, changed
 
@@ -168,7 +166,7 @@ def _quarantine(spark, base_version: str, touched: DataFrame, line_rejects: Data
     flagged = old.join(F.broadcast(touched.select("appointment_id", F.lit(True).alias("_touched"))), "appointment_id", "left")
     moved = flagged.filter(is_image & F.col("_touched").isNotNull())
     new = aggregates.quarantine_table(line_rejects, image_rejects)
-    ingest_dates = _values(moved, "ingest_date") | _values(new, "ingest_date")
+    ingest_dates = _values("ingest_date", moved, new)
     kept = flagged.filter(within("ingest_date", ingest_dates) & ~(is_image & F.col("_touched").isNotNull()))
     return aggregates.quarantine_table(kept.select(*new.columns), new), ingest_dates
 
@@ -182,9 +180,11 @@ def within(column: str, values):
     return F.col(column).isin(*[dt.date.fromisoformat(v) for v in sorted(values)])
 
 
-def _values(df: DataFrame, column: str) -> Set[str]:
-    """The distinct values of a date column as partition folder values (ISO dates); small by construction."""
-    return {row[0].isoformat() for row in df.select(column).distinct().collect() if row[0] is not None}
+def _values(column: str, *frames: DataFrame) -> Set[str]:
+    """The distinct values of a date column over `frames`, in one query, as partition folder values (ISO dates);
+    small by construction."""
+    dates = reduce(DataFrame.union, [frame.select(column) for frame in frames])
+    return {row[0].isoformat() for row in dates.distinct().collect() if row[0] is not None}
 
 
 def _replace(spark, storage: Storage, result: Nightly, base_version: str, base_rows: int, new_version: str, name: str,
