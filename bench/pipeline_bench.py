@@ -11,7 +11,10 @@ Each size runs in a fresh process (its own JVM, so peak memory is that run's), o
 and kept under --work (keyed by size, seed and days); each run publishes into a fresh output folder.
 --incremental adds the nightly case: a full run over the history up to the last day of full traffic, then
 that day's files as an incremental run (each in its own process), and prints the nightly run's share of
-the full run.
+the full run. --floor adds Spark's floor (issue 12) on the same log, in a fresh process of its own: plain
+PySpark doing only the unavoidable part of a full run (read every line, parse it once with the line schema,
+the image as a struct; keep the latest change per appointment with one window; write one Parquet table),
+and prints the full run's multiple of it.
 CPU seconds (JVM + Python, user + system) are the figure to compare on a shared machine: wall time
 there says as much about the neighbours as about the pipeline. --check-sample N compares N sampled
 appointments of the published tables with the reference implementation (tests/reference), over the files
@@ -62,9 +65,9 @@ def run_one(args) -> dict:
         print(f"generated: {summary.line()}", file=sys.stderr)
     # full: the whole log into a fresh output; history: all but the last day, then nightly: that last day
     # on top of it (an incremental run, in its own fresh process like a nightly EMR step).
-    out = Path(args.work) / (f"out-{args.one}" if args.case == "full" else f"out-nightly-{args.one}")
+    out = Path(args.work) / {"full": f"out-{args.one}", "floor": f"out-floor-{args.one}"}.get(args.case, f"out-nightly-{args.one}")
     as_of = None
-    if args.case != "full":
+    if args.case in ("history", "nightly"):
         night = _night(log_dir)
         as_of = night - dt.timedelta(days=1) if args.case == "history" else night
     if args.case != "nightly":
@@ -72,17 +75,18 @@ def run_one(args) -> dict:
 
     started = time.monotonic()
     spark = get_session("advising-bench")
+    if args.case == "floor":
+        run = lambda: spark_floor(spark, log_dir, out)  # noqa: E731
+    else:
+        config = RunConfig(input=str(log_dir), output=str(out), timezone=args.timezone, full=args.case != "nightly",
+                           as_of=as_of, skip_quality=args.skip_quality)
+        run = lambda: run_pipeline(spark, config, log=lambda line: None)  # noqa: E731
     session_seconds = time.monotonic() - started
     jvm = local_jvm(spark).pid
     cpu_before = _proc_cpu_seconds(jvm) + _proc_cpu_seconds(os.getpid())
     load_before = os.getloadavg()
     began = time.monotonic()
-    result = run_pipeline(
-        spark,
-        RunConfig(input=str(log_dir), output=str(out), timezone=args.timezone, full=args.case != "nightly", as_of=as_of,
-                  skip_quality=args.skip_quality),
-        log=lambda line: None,
-    )
+    result = run()
     seconds = time.monotonic() - began
     cpu = _proc_cpu_seconds(jvm) + _proc_cpu_seconds(os.getpid()) - cpu_before
     figures = {
@@ -106,12 +110,40 @@ def run_one(args) -> dict:
         "input": str(log_dir),
     }
     spark.stop()
-    if args.check_sample:
+    if args.check_sample and args.case != "floor":
         try:
             figures["reference_check"] = check_sample(log_dir, out, args.timezone, args.check_sample, as_of)
         except Exception as exc:  # the run's figures stand on their own
             figures["reference_check"] = f"could not compare: {type(exc).__name__}: {exc}"
     return figures
+
+
+def spark_floor(spark, log_dir: Path, out: Path):
+    """Spark's floor on this log (issue 12): read every line, parse it once with the line schema (the image as
+    a struct), keep the latest change per appointment with one window, write one Parquet table. No contract
+    rules beyond that: what the pipeline costs above it is its own. Returns a summary shaped like the pipeline's."""
+    from types import SimpleNamespace
+
+    from pyspark.sql import Observation, Window
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from jobs.compaction import IMAGE_SCHEMA
+    from jobs.contract import LINE_SCHEMA
+
+    schema = T.StructType([T.StructField(f.name, IMAGE_SCHEMA) if f.name == "new_image" else f for f in LINE_SCHEMA.fields])
+    lines = Observation("lines")
+    changes = (
+        spark.read.option("recursiveFileLookup", "true").text(str(log_dir / "appointments"))
+        .observe(lines, F.count(F.lit(1)).alias("lines"))
+        .select(F.from_json("value", schema).alias("j"))
+        .select("j.*", F.col("j.keys.appointment_id").alias("appointment_id"))
+        .drop("keys")
+    )
+    latest = Window.partitionBy("appointment_id").orderBy(F.col("sequence_number").desc(), F.col("event_id").desc())
+    changes.withColumn("_n", F.row_number().over(latest)).filter("_n = 1").drop("_n").write.parquet(str(out))
+    events = lines.get["lines"]
+    return SimpleNamespace(mode="floor", events_read=events, stage_seconds={}, rows={}, quality="no gate: Spark's floor")
 
 
 def _night(log_dir: Path) -> dt.date:
@@ -177,7 +209,8 @@ def main(argv=None) -> int:
     parser.add_argument("--nightly-only", action="store_true",
                         help="only the history and nightly runs (for sizes where one more full run costs too much)")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # internal: one size, JSON out
-    parser.add_argument("--case", default="full", choices=("full", "history", "nightly"), help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action="store_true", help="also Spark's floor on each log (plain PySpark, see above)")
+    parser.add_argument("--case", default="full", choices=("full", "floor", "history", "nightly"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.one is not None:
@@ -187,6 +220,7 @@ def main(argv=None) -> int:
     print(f"machine: {describe()}")
     results = []
     cases = ("history", "nightly") if args.nightly_only else ("full", "history", "nightly") if args.incremental else ("full",)
+    cases = (("floor",) if args.floor else ()) + cases
     for size in args.appointments:
         for case in cases:
             child = [sys.executable, __file__, "--one", str(size), "--case", case, "--seed", str(args.seed),
@@ -215,6 +249,9 @@ def main(argv=None) -> int:
             if case == "nightly":
                 full = next(f for f in results if f["appointments"] == size and f["case"] in ("full", "history"))
                 print(f"  nightly run = {figures['seconds'] / full['seconds']:.1%} of the {full['case']} run's seconds")
+            floor = next((f for f in results if f["appointments"] == size and f["case"] == "floor"), None)
+            if case == "full" and floor is not None:
+                print(f"  full run = {figures['seconds'] / floor['seconds']:.1f} x Spark's floor ({floor['seconds']:.1f} s)")
     if results:
         print()
         print("| appointments | run | events | seconds | s per 1M appts | CPU s | events/s | " + " | ".join(STAGES) + " | JVM peak MiB | Python peak MiB |")

@@ -52,7 +52,7 @@ IMAGE_REASONS = (
 # Every image attribute as text, its JSON type checked separately (see _is_json_string), except
 # duration_minutes: only a JSON integer token parses as a long ("30" and 30.0 come out null), and
 # partial results (jobs.session) keep the other fields when it fails.
-_IMAGE_SCHEMA = T.StructType(
+IMAGE_SCHEMA = T.StructType(
     [T.StructField(name, T.StringType()) for name in IMAGE_STRING_FIELDS + IMAGE_TIMESTAMP_FIELDS + ("channel",)]
     + [T.StructField("duration_minutes", T.LongType())]
 )
@@ -157,7 +157,7 @@ def check_images(winners: DataFrame) -> DataFrame:
     for code in IMAGE_REASONS[1:]:
         reason = reason.when(conditions[code], F.lit(code))
 
-    parsed = winners.select(*CHANGE_COLUMNS, F.from_json(image, _IMAGE_SCHEMA).alias("t"))
+    parsed = winners.select(*CHANGE_COLUMNS, F.from_json(image, IMAGE_SCHEMA).alias("t"))
     typed = parsed.select("*", *[parse_timestamp(t[field]).alias(field) for field in IMAGE_TIMESTAMP_FIELDS])
     checked = typed.withColumn("reason", reason)
     return checked.select(
