@@ -73,20 +73,17 @@ def run_one(args) -> dict:
     if args.case != "nightly":
         shutil.rmtree(out, ignore_errors=True)
 
+    config = RunConfig(input=str(log_dir), output=str(out), timezone=args.timezone, full=args.case != "nightly", as_of=as_of,
+                       skip_quality=args.skip_quality)
+
     started = time.monotonic()
     spark = get_session("advising-bench")
-    if args.case == "floor":
-        run = lambda: spark_floor(spark, log_dir, out)  # noqa: E731
-    else:
-        config = RunConfig(input=str(log_dir), output=str(out), timezone=args.timezone, full=args.case != "nightly",
-                           as_of=as_of, skip_quality=args.skip_quality)
-        run = lambda: run_pipeline(spark, config, log=lambda line: None)  # noqa: E731
     session_seconds = time.monotonic() - started
     jvm = local_jvm(spark).pid
     cpu_before = _proc_cpu_seconds(jvm) + _proc_cpu_seconds(os.getpid())
     load_before = os.getloadavg()
     began = time.monotonic()
-    result = run()
+    result = spark_floor(spark, log_dir, out) if args.case == "floor" else run_pipeline(spark, config, log=lambda line: None)
     seconds = time.monotonic() - began
     cpu = _proc_cpu_seconds(jvm) + _proc_cpu_seconds(os.getpid()) - cpu_before
     figures = {
