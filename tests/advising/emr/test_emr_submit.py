@@ -215,15 +215,11 @@ def test_wait_for_returns_the_final_state():
 
 
 def test_wait_for_stops_at_the_timeout():
-    now = [0.0]
-
-    def sleep(seconds):
-        now[0] += seconds
-
+    clock = SteppedClock()
     final = wait_for(lambda: RunStatus("RUNNING"), interval=40, timeout=100, report=lambda s, e: None,
-                     sleep=sleep, clock=lambda: now[0])
+                     sleep=clock.sleep, clock=clock)
     assert final.state == "RUNNING" and not final.finished
-    assert now[0] == 100  # the last sleep is cut to the deadline
+    assert clock.now == 100  # the last sleep is cut to the deadline
 
 
 @pytest.mark.parametrize("state, ok", [("COMPLETED", True), ("SUCCESS", True), ("CANCELLED", False), ("INTERRUPTED", False)])
