@@ -111,7 +111,7 @@ def run_one(args) -> dict:
     result = spark_floor(spark, log_dir, out) if args.case == "floor" else run_pipeline(spark, config, log=lambda line: None)
     seconds = time.monotonic() - began
     cpu = _proc_cpu_seconds(jvm) + _proc_cpu_seconds(os.getpid()) - cpu_before
-    threads = {kind: seconds - threads_before[kind] for kind, seconds in _jvm_thread_cpu_seconds(jvm).items()}
+    threads = {kind: used - threads_before[kind] for kind, used in _jvm_thread_cpu_seconds(jvm).items()}
     figures = {
         "case": args.case,
         "mode": result.mode,
