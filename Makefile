@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml constraints.txt package.json package-lock.json
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,api,airflow]'
 	npm ci --silent --no-audit --no-fund
-	$(BIN)/advising class-archive || true  # an optimisation: its one-line error says runs work without it
+	$(BIN)/advising local-fs || true  # optimisations, each with a one-line error that says runs work without it;
+	$(BIN)/advising class-archive || true  # the archive is built second: it records the class path, the jar included
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "advising.sample_data",
     "advising.run",
     "advising.class_archive",
+    "advising.local_fs",
     "advising.versions",
     "advising.bundle",
     "advising.emr.cli",

@@ -56,8 +56,9 @@ INPUT_BYTES_PER_PARTITION = 16 * 1024 * 1024
 JAVA_HINT = "Java 17 is required to run Spark: install it (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
 
 
-def check_java() -> None:
-    """Fail with one line, not a py4j stack trace, when no JVM can be started."""
+def check_java() -> str:
+    """The `java` Spark will start (JAVA_HOME's, else the one on PATH); fails with one line, not a py4j stack
+    trace, when no JVM can be started."""
     java_home = os.environ.get("JAVA_HOME")
     java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
     if not java or not os.path.exists(java):
@@ -66,6 +67,7 @@ def check_java() -> None:
         subprocess.run([java, "-version"], capture_output=True, check=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         raise UsageError(JAVA_HINT) from None
+    return java
 
 
 # Set only by `advising class-archive` on the local run it trains with: that JVM writes its loaded classes here.
@@ -91,6 +93,27 @@ def class_archive_options() -> List[str]:
     else:
         return []
     return [option, "-Xlog:cds*=off"]
+
+
+# The class `advising local-fs` compiles from advising/java/NoForkLocalFileSystem.java.
+LOCAL_FS_CLASS = "advising.hadoop.NoForkLocalFileSystem"
+
+
+def local_fs_jar() -> str:
+    """Where `advising local-fs` (run by `make setup`) keeps the jar of the local file system local Spark JVMs use:
+    beside the class archive."""
+    return os.path.join(os.path.dirname(class_archive()), "local-fs.jar")
+
+
+def local_fs_settings() -> Dict[str, str]:
+    """Settings for a local Spark session's file: paths. Without Hadoop's native library, Hadoop's local file
+    system starts a `chmod` process for every file and folder it creates (about 1,100 in a full run, a few
+    milliseconds each, a partitioned table's write mostly); the jar's file system sets the same permissions
+    through the JDK. None without the jar (then Hadoop's own is used: same files, slower to write)."""
+    jar = local_fs_jar()
+    if not os.path.isfile(jar):
+        return {}
+    return {"spark.driver.extraClassPath": jar, "spark.hadoop.fs.file.impl": LOCAL_FS_CLASS}
 
 
 def local_jvm(spark):
@@ -164,7 +187,7 @@ def get_session(
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = builder.master(master or "local[*]")
-        for key, value in LOCAL_SETTINGS.items():
+        for key, value in {**LOCAL_SETTINGS, **local_fs_settings()}.items():
             builder = builder.config(key, value)
         java_options = ([quiet_logging_options()] if quiet else []) + class_archive_options()
         if java_options:
