@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # A partitioned write in a fresh local session: what the pipeline's tables do (a file and a checksum file per
 # partition folder, the folders themselves, the committer's temporary folders).
 _WRITE = """
-import os, sys
+import sys
 from jobs.session import get_session
 extra = {"spark.hadoop.fs.file.impl": sys.argv[2]} if len(sys.argv) > 2 else {}
 spark = get_session("local-fs-check", extra=extra)
