@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Optional, TypeVar
 from urllib.parse import urlparse
 
@@ -85,6 +86,15 @@ def wait_until(attempt: Callable[[], Optional[T]], failure: str, *, not_yet: tup
         if time.monotonic() > deadline or not alive():
             pytest.fail(failure, pytrace=False)
         time.sleep(0.05)
+
+
+def spark_child_env(**extra: str) -> dict:
+    """The environment for a child Python that starts its own local Spark JVM from this checkout: this
+    process's, the repository on PYTHONPATH, without the gateway port of a JVM this process may already have
+    (which would make pyspark attach to it instead), plus `extra`."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **extra}
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    return env
 
 
 def _require_tcp(url: str, name: str) -> None:

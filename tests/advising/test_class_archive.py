@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from jobs.session import CLASS_ARCHIVE_DUMP_ENV, class_archive, class_archive_options
+from tests.conftest import spark_child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,8 +34,7 @@ def test_the_archive_setup_built_matches_this_jvm_and_pyspark():
     """-Xshare:on turns "the archive cannot be used" (another JVM build, another class path) from a silent
     fallback into a JVM that does not start, so this session runs a query only if the archive is really mapped."""
     assert os.path.isfile(class_archive()), f"no class archive at {class_archive()}: `make setup` builds it (advising class-archive)"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JDK_JAVA_OPTIONS": "-Xshare:on"}
-    env.pop("PYSPARK_GATEWAY_PORT", None)
+    env = spark_child_env(JDK_JAVA_OPTIONS="-Xshare:on")
     env.pop(CLASS_ARCHIVE_DUMP_ENV, None)
     done = subprocess.run(
         [sys.executable, "-c", "from jobs.session import get_session; print('rows', get_session('archive-check').range(3).count())"],

@@ -12,6 +12,7 @@ import pytest
 from advising.local_fs import _javac
 from common.errors import UsageError
 from jobs.session import LOCAL_FS_CLASS, local_fs_jar, local_fs_settings
+from tests.conftest import spark_child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,8 +57,7 @@ def _write_counting_chmod(tmp_path: Path, *file_system: str):
     chmod = bin_dir / "chmod"
     chmod.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec /bin/chmod "$@"\n')
     chmod.chmod(0o755)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("PYSPARK_GATEWAY_PORT", None)
+    env = spark_child_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     done = subprocess.run(
         [sys.executable, "-c", _WRITE, str(out), *file_system], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )

@@ -18,6 +18,7 @@ import pytest
 from common.errors import UsageError
 from jobs.config import RunConfig
 from jobs.session import MIN_DRIVER_MEMORY_MB, local_driver_memory, shuffle_settings
+from tests.conftest import spark_child_env
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,8 +65,7 @@ def test_out_of_memory_ends_in_one_line_and_publishes_nothing(tmp_path):
         for _ in range(300):
             out.write(chunk)
         out.write('"}\n')
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("PYSPARK_GATEWAY_PORT", None)
+    env = spark_child_env()
 
     done = subprocess.run(
         [sys.executable, "-m", "jobs.main", "--input", str(source), "--output", str(output), "--driver-memory", "600m"],
