@@ -19,6 +19,8 @@ import zipfile
 
 from common.errors import UsageError
 
+# What both of the command's errors add: the jar is an optimisation.
+_OPTIONAL = "local runs work without it, only slower to write files"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "java", "NoForkLocalFileSystem.java")
 
 
@@ -37,8 +39,7 @@ def _javac(java: str) -> str:
     beside = os.path.join(os.path.dirname(os.path.realpath(java)), "javac")
     found = beside if os.path.isfile(beside) else shutil.which("javac")
     if not found:
-        raise UsageError("could not build the local file system jar (no javac: install a JDK, e.g. openjdk-17-jdk-headless); "
-                         "local runs work without it, only slower to write files")
+        raise UsageError(f"could not build the local file system jar (no javac: install a JDK, e.g. openjdk-17-jdk-headless); {_OPTIONAL}")
     return found
 
 
@@ -55,7 +56,7 @@ def _build(args: argparse.Namespace) -> int:
         done = subprocess.run([javac, "--release", "8", "-nowarn", "-cp", jars, "-d", work, SOURCE], capture_output=True, text=True)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[0]
-            raise UsageError(f"could not build the local file system jar ({last}); local runs work without it, only slower to write files")
+            raise UsageError(f"could not build the local file system jar ({last}); {_OPTIONAL}")
         partial = f"{target}.{os.getpid()}.partial"
         with zipfile.ZipFile(partial, "w") as jar:
             for folder, _, names in os.walk(work):
