@@ -56,13 +56,15 @@ def _line_values(value: Column) -> Column:
     return F.from_json(F.concat(F.lit("["), value, F.lit("]")), _LINES_SCHEMA)
 
 
-def _is_json_string_field(value: Column, field: str, text: Column) -> Column:
-    """The raw line gives `field` a JSON string value (from_json renders a number as the same text).
+def _is_json_string_field(value: Column, field: str, compact: Column, compact_is_string: bool) -> Column:
+    """The raw line gives `field` a JSON string value (from_json renders a number as the same text, and a
+    string image's content as the image's text).
 
-    The compact form the stream sink writes ("field":"text") is a substring test on the UTF-8 bytes;
-    only lines spelled otherwise reach the regex, which decodes the whole line."""
-    compact = value.contains(F.concat(F.lit(f'"{field}":"'), text, F.lit('"')))
-    return compact | value.rlike(f'"{field}"\\s*:\\s*"')
+    `compact` is the spelling the stream sink writes ("field":"text" for a string, "field":{ for an
+    object), a substring test on the UTF-8 bytes that settles most lines; only lines spelled otherwise reach
+    the regex, which decodes the whole line. Settling the image's type by its own compact key also keeps an
+    item attribute that happens to be called new_image from deciding it."""
+    return F.when(value.contains(compact), F.lit(compact_is_string)).otherwise(value.rlike(f'"{field}"\\s*:\\s*"'))
 
 
 def parse_lines(lines: DataFrame) -> DataFrame:
@@ -90,13 +92,15 @@ def _fields(lines: DataFrame) -> DataFrame:
         seq.alias("sequence_number"),
         # from_json renders any JSON value as text for a string field, so a JSON number 123 and the string
         # "123" look alike; the contract wants a string, which only the raw line can tell.
-        _is_json_string_field(value, "sequence_number", seq).alias("seq_is_string"),
+        _is_json_string_field(value, "sequence_number", F.concat(F.lit('"sequence_number":"'), seq, F.lit('"')), True).alias(
+            "seq_is_string"
+        ),
         j["approximate_creation_time"].alias("act_text"),
         parse_timestamp(j["approximate_creation_time"]).alias("approximate_creation_time"),
         j["keys"]["appointment_id"].alias("appointment_id"),
         j["new_image"].alias("new_image"),
         # A string where the image belongs ("new_image": "{...}") is not an image, even if its text parses.
-        value.rlike(r'"new_image"\s*:\s*"').alias("image_is_string"),
+        _is_json_string_field(value, "new_image", F.lit('"new_image":{'), False).alias("image_is_string"),
     )
 
 

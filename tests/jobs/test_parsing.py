@@ -144,3 +144,14 @@ def test_a_rejected_line_twice_is_quarantined_twice(spark):
 def test_image_given_as_a_json_string_is_flagged(spark):
     row = valid_changes(parse(spark, line(new_image=json.dumps({"appointment_id": "a1"})))).first()
     assert row["image_is_string"] is True
+
+
+@pytest.mark.parametrize("spell", [line, compact], ids=["spaced", "compact"])
+def test_image_type_is_read_from_the_line_in_either_spelling(spark, spell):
+    # An item attribute that happens to be called new_image, holding a string, does not make the image a
+    # string: in the compact spelling the image's own key settles it.
+    as_object = spell(event_id="e1", new_image={"appointment_id": "a1", "note": "x"})
+    as_string = spell(event_id="e2", new_image=json.dumps({"appointment_id": "a1"}))
+    nested = compact(event_id="e3", new_image={"appointment_id": "a1", "new_image": "x"})
+    flags = {r["event_id"]: r["image_is_string"] for r in valid_changes(parse(spark, as_object, as_string, nested)).collect()}
+    assert flags == {"e1": False, "e2": True, "e3": False}
