@@ -256,6 +256,9 @@ def _plan_run(run: _Run) -> bool:
 def _read_and_parse(run: _Run):
     """Rule 1 over every new line; the parsed lines are kept (a local checkpoint) for compaction, the
     rejected lines and the gate, so the files are read and parsed once."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
     from jobs import parsing
     from jobs.session import shuffle_settings
 
@@ -268,10 +271,16 @@ def _read_and_parse(run: _Run):
         run.spark.conf.set(key, value)
     with _stage(run.summary, "read_parse"):
         # Kept as rows (memory, spilling to disk), not as a cache: building the columnar cache cost a
-        # third of the parse itself (13 s of 41 at 1M appointments), the checkpoint a tenth.
-        parsed = parsing.parse_lines(_read_lines(run.spark, run.to_read)).localCheckpoint(eager=True)
+        # third of the parse itself (13 s of 41 at 1M appointments), the checkpoint a tenth. The lines are
+        # counted as they are checkpointed (a count afterwards was a Spark job of its own).
+        lines = Observation("lines")
+        parsed = (
+            parsing.parse_lines(_read_lines(run.spark, run.to_read))
+            .observe(lines, F.count(F.lit(1)).alias("lines"))
+            .localCheckpoint(eager=True)
+        )
         run.summary.files_read = len(run.to_read)
-        run.summary.events_read = parsed.count()
+        run.summary.events_read = lines.get["lines"]
     return parsed
 
 
