@@ -62,8 +62,10 @@ def _is_json_string_field(value: Column, field: str, compact: Column, compact_is
 
     `compact` is the spelling the stream sink writes ("field":"text" for a string, "field":{ for an
     object), a substring test on the UTF-8 bytes that settles most lines; only lines spelled otherwise reach
-    the regex, which decodes the whole line. Settling the image's type by its own compact key also keeps an
-    item attribute that happens to be called new_image from deciding it."""
+    the regex, which decodes the whole line. Neither test tells the line's own key from an item attribute
+    that is itself called `field`: for the image, the compact object spelling answers first, so such an
+    attribute inside an object image no longer makes it a string (the regex alone did); one in an old_image
+    beside a string image would still hide the string."""
     return F.when(value.contains(compact), F.lit(compact_is_string)).otherwise(value.rlike(f'"{field}"\\s*:\\s*"'))
 
 
