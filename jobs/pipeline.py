@@ -161,6 +161,7 @@ class _Run:
     to_read: list = field(default_factory=list)
     state: object = None
     store: object = None  # jobs.versions.VersionStore of the output
+    counted: Dict[str, int] = field(default_factory=dict)  # a full run: each gate frame's rows, counted as written
 
     @property
     def version(self) -> str:
@@ -296,13 +297,16 @@ def _compact(run: _Run, parsed):
     """Rules 2-5 over the whole log: the latest change per appointment and its image's verdict, written as
     the new state."""
     from pyspark.sql import Observation
+    from pyspark.sql import functions as F
 
     from jobs import compaction, incremental, parsing
 
     spark, output_root = run.spark, run.plan.output_root
     state_dir = run.state.folder(output_root)
     with _stage(run.summary, "compact"):
-        changes = parsing.valid_changes(parsed)
+        # The gate's change_log and snapshot frames are these changes and winners: counted here, on the way.
+        changes_counted, winners_counted = Observation("changes"), Observation("winners")
+        changes = parsing.valid_changes(parsed).observe(changes_counted, F.count(F.lit(1)).alias("rows"))
         rejects = parsing.rejected_lines(parsed)
         duplicates = Observation("duplicates")
         # The state's first generation (a nightly run adds one per night, jobs.incremental), written straight
@@ -310,8 +314,9 @@ def _compact(run: _Run, parsed):
         # verdict and typed columns.
         checked = compaction.check_images(compaction.latest_changes(changes, duplicates))
         generation = join(state_dir, "changes", f"{incremental.GENERATION}=0")
-        checked.write.parquet(generation)
+        checked.observe(winners_counted, F.count(F.lit(1)).alias("rows")).write.parquet(generation)
         run.summary.duplicates = duplicates.get["duplicates"]
+        run.counted.update(change_log=changes_counted.get["rows"], snapshot=winners_counted.get["rows"])
         rejects.write.parquet(join(state_dir, "rejects"))
         winners = read_table(spark, generation, checked.schema)
         line_rejects = read_table(spark, join(state_dir, "rejects"), rejects.schema)
@@ -333,6 +338,7 @@ def _stage_tables(run: _Run, winners, line_rejects) -> Dict[str, object]:
         staged["booking_trends_daily"] = _write_staged(run, "booking_trends_daily", aggregates.booking_trends_daily(appointments, timezone))
         staged["quarantine"] = _write_staged(run, "quarantine", aggregates.quarantine_table(line_rejects, image_rejects))
         run.summary.quarantined = run.summary.rows["quarantine"]
+        run.counted.update(run.summary.rows)
     return staged
 
 
@@ -409,7 +415,7 @@ def _quality_gate(run: _Run, staged, parsed, winners, whole=None) -> None:
         return
     with _stage(summary, "quality"):
         frames = {**staged, "change_log": parsing.valid_changes(parsed), "snapshot": winners}
-        _run_gate(run.storage, summary, frames, run.previous, run.report_dir, whole)
+        _run_gate(run.storage, summary, frames, run.previous, run.report_dir, whole, run.counted)
 
 
 def _publish(run: _Run, lease) -> None:
@@ -455,14 +461,14 @@ def _update_catalog(run: _Run) -> None:
     summary.catalog = f"catalog {database}: {len(changed)} of {len(TABLES)} tables switched to version {version.run_id}"
 
 
-def _run_gate(storage, summary, frames, previous, report_dir, whole) -> None:
+def _run_gate(storage, summary, frames, previous, report_dir, whole, counted) -> None:
     import os
     import shutil
     import tempfile
 
     from jobs.quality import run_gate, write_report
 
-    report = run_gate(frames, previous.table_rows if previous is not None else None, whole)
+    report = run_gate(frames, previous.table_rows if previous is not None else None, whole, counted)
     summary.quality = report.summary_line()
     local_dir = local_path(report_dir)
     target = local_dir or tempfile.mkdtemp(prefix="advising-quality-")

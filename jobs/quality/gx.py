@@ -71,12 +71,19 @@ def _register_source_type() -> type:
     from great_expectations.util import convert_to_json_serializable
 
     class OneQueryEngine(SparkDFExecutionEngine):
+        # The rows of the frame being validated, when the job that wrote it counted them (set by the runner).
+        counted_rows = None
+
         def resolve_metrics(self, metrics_to_resolve, metrics=None, runtime_configuration=None):
             # With no example values asked for (the verdict pass), GX still "fetches" them: a query with
             # LIMIT 0 per row-by-row check, planned and collected one at a time (about 60 round trips per
             # run). Their value is known without Spark: none.
             metrics_to_resolve = list(metrics_to_resolve)
             known = {m.id: [] for m in metrics_to_resolve if _asks_for_no_values(m)}
+            # GX counts a frame's rows in a query of its own, before every other metric (they wait for it):
+            # a scan of the frame that a counted write already did.
+            if self.counted_rows is not None:
+                known.update({m.id: self.counted_rows for m in metrics_to_resolve if _whole_row_count(m)})
             rest = [m for m in metrics_to_resolve if m.id not in known]
             resolved = super().resolve_metrics(rest, metrics, runtime_configuration) if rest else {}
             return {**resolved, **known}
@@ -173,6 +180,12 @@ def _count_together(engine, counts) -> dict:
     (result,) = reduce(lambda left, right: left.hint("shuffle_replicate_nl").crossJoin(right), rows).collect()
     values = iter(result)
     return {metric_id: next(values) for _, wanted in domains.values() for metric_id, _ in wanted}
+
+
+def _whole_row_count(metric) -> bool:
+    """GX's row count of the whole frame (no row condition or other narrowing of its domain)."""
+    domain = metric.metric_domain_kwargs or {}
+    return metric.metric_name == "table.row_count" and all(value is None for key, value in domain.items() if key != "batch_id")
 
 
 def _asks_for_no_values(metric) -> bool:
