@@ -273,6 +273,19 @@ def test_a_nightly_run_checks_row_counts_and_keys_on_the_whole_tables(spark):
     assert report.critical_failures()[1].details.startswith("3 appointment_id values in more than one row")
 
 
+def test_a_frame_its_writer_counted_is_not_counted_again(spark):
+    """A full run passes the rows each write counted: GX's row count of such a frame is taken from there instead
+    of a query of its own (a figure unlike the frame's own shows which one was used); other frames are counted."""
+    quarantined = clean_rows()["quarantine"]
+    frames = {"appointments": _appointments_frame(spark, 10), "quarantine": frame(spark, "quarantine", quarantined)}
+
+    report = quality.run_gate(frames, {"appointments": 1000}, counted={"appointments": 600})
+
+    assert report.row_counts == {"appointments": 600, "quarantine": len(quarantined)}
+    (check,) = [r for r in report.results if r.name == "appointments.row_count_vs_previous"]
+    assert check.success and check.details == "600 rows vs 1000 previously (-40%)"
+
+
 def _appointments_frame(spark, count: int):
     from pyspark.sql import functions as F
 

@@ -7,6 +7,7 @@ and says loudly that it skipped the gate.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from advising.sample_data import generate
+from jobs.compaction import IMAGE_REASONS
 from jobs.config import RunConfig
 from jobs.contract import TABLES
 from jobs.pipeline import main, run_pipeline
@@ -38,6 +40,25 @@ def remove_most_files(root: Path, keep_every: int) -> int:
     return len(removed)
 
 
+def data_row_counts(spark, source: Path, output: Path, run_id: str) -> dict:
+    """The rows of every frame the gate validates, counted from the log and the published version: the snapshot
+    is the state's winners; the valid changes are the non-blank lines less the line rejects."""
+    from pyspark.sql import functions as F
+
+    tables = {name: spark.read.parquet(str(output / name)).count() for name in TABLES}
+    snapshot = spark.read.parquet(str(output / "_versions" / run_id / "_state" / "changes")).count()
+    image_rejects = spark.read.parquet(str(output / "quarantine")).filter(F.col("reason").isin(*IMAGE_REASONS)).count()
+    lines = 0
+    for path in (source / "appointments").rglob("*.jsonl*"):
+        with (gzip.open(path, "rt") if path.suffix == ".gz" else path.open()) as handle:
+            lines += sum(1 for line in handle if line.strip())
+    return {
+        **tables,
+        "snapshot": snapshot,
+        "change_log": lines - (tables["quarantine"] - image_rejects),
+    }
+
+
 @pytest.mark.timeout(1200)
 def test_lost_input_fails_the_gate_and_leaves_published_tables_untouched(spark, tmp_path, capsys):
     source, output = tmp_path / "input", tmp_path / "tables"
@@ -50,6 +71,8 @@ def test_lost_input_fails_the_gate_and_leaves_published_tables_untouched(spark, 
     assert set(p.split("/")[0] for p in before) == set(TABLES)
     first_report = json.loads((output / "_runs" / first.run_id / "quality.json").read_text())
     assert first_report["passed"] is True
+    # A full run's gate takes each frame's row count from the job that wrote it: the data's own figures.
+    assert first_report["row_counts"] == data_row_counts(spark, source, output, first.run_id)
 
     assert remove_most_files(source, keep_every=5) > 0  # 80% of the change-log files
     capsys.readouterr()
