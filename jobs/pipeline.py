@@ -161,7 +161,7 @@ class _Run:
     to_read: list = field(default_factory=list)
     state: object = None
     store: object = None  # jobs.versions.VersionStore of the output
-    counted: Dict[str, int] = field(default_factory=dict)  # a full run: each gate frame's rows, counted as written
+    compacted: Dict[str, int] = field(default_factory=dict)  # a full run: the change_log and snapshot rows, counted as written
 
     @property
     def version(self) -> str:
@@ -316,7 +316,7 @@ def _compact(run: _Run, parsed):
         generation = join(state_dir, "changes", f"{incremental.GENERATION}=0")
         checked.observe(winners_counted, F.count(F.lit(1)).alias("rows")).write.parquet(generation)
         run.summary.duplicates = duplicates.get["duplicates"]
-        run.counted.update(change_log=changes_counted.get["rows"], snapshot=winners_counted.get["rows"])
+        run.compacted.update(change_log=changes_counted.get["rows"], snapshot=winners_counted.get["rows"])
         rejects.write.parquet(join(state_dir, "rejects"))
         winners = read_table(spark, generation, checked.schema)
         line_rejects = read_table(spark, join(state_dir, "rejects"), rejects.schema)
@@ -338,7 +338,6 @@ def _stage_tables(run: _Run, winners, line_rejects) -> Dict[str, object]:
         staged["booking_trends_daily"] = _write_staged(run, "booking_trends_daily", aggregates.booking_trends_daily(appointments, timezone))
         staged["quarantine"] = _write_staged(run, "quarantine", aggregates.quarantine_table(line_rejects, image_rejects))
         run.summary.quarantined = run.summary.rows["quarantine"]
-        run.counted.update(run.summary.rows)
     return staged
 
 
@@ -415,7 +414,9 @@ def _quality_gate(run: _Run, staged, parsed, winners, whole=None) -> None:
         return
     with _stage(summary, "quality"):
         frames = {**staged, "change_log": parsing.valid_changes(parsed), "snapshot": winners}
-        _run_gate(run.storage, summary, frames, run.previous, run.report_dir, whole, run.counted)
+        # A full run's frames are what its writes counted; a nightly run's are parts of tables (GX counts them).
+        counted = {**summary.rows, **run.compacted} if whole is None else None
+        _run_gate(run.storage, summary, frames, run.previous, run.report_dir, whole, counted)
 
 
 def _publish(run: _Run, lease) -> None:

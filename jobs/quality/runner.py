@@ -26,13 +26,13 @@ def run_gate(frames: Mapping[str, Any], previous_counts: Optional[Mapping[str, i
     gx = import_gx()
     gx_context = context(gx)
     source = spark_source(gx_context, "staged")
+    engine = source.get_execution_engine()
     outcomes: List[ExpectationOutcome] = []
     row_counts: Dict[str, int] = dict(whole.rows) if whole is not None else {}
     for frame in FRAME_ORDER:
         if frame not in frames:
             continue
         checks = suite_checks(frame, previous_counts if whole is None else None, row_counts)
-        engine = source.get_execution_engine()
         engine.counted_rows = (counted or {}).get(frame)
         try:
             frame_outcomes, count = _validate_frame(frame, frames[frame], *_prepare(gx, gx_context, source, frame, checks))
