@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence
 
 from jobs.config import DRIVER_MEMORY_ENV, RunConfig, check_input_layout
 from common.errors import UsageError
-from jobs.storage import FileInfo, Storage, join, local_path, normalize_root, read_table, uri_spellings, write_empty_table, write_table
+from jobs.storage import FileInfo, Storage, file_path_of_line, join, local_path, normalize_root, read_table, write_empty_table, write_table
 
 CONTRACT_VERSION = "1"
 _INGEST_FOLDER = re.compile(r"^/ingest_date=(\d{4}-\d{2}-\d{2})/")
@@ -78,6 +78,7 @@ class RunSummary:
 class _Plan:
     input_root: str
     output_root: str
+    log_root: str  # the change log's folder: input_root/appointments
     in_scope: list
     ignored: List[FileInfo]
     advisors: List[FileInfo]
@@ -110,27 +111,22 @@ def _plan(storage: Storage, config: RunConfig) -> _Plan:
             f for f in storage.list_files(advisors_root)
             if f.path.endswith(".csv") and "/" not in f.path[len(advisors_root) + 1:]
         ]
-    return _Plan(input_root, output_root, sorted(in_scope, key=lambda f: f.path), ignored, sorted(advisors, key=lambda f: f.path))
+    return _Plan(input_root, output_root, log_root, sorted(in_scope, key=lambda f: f.path), ignored, sorted(advisors, key=lambda f: f.path))
 
 
-def _read_lines(spark, files):
-    """The lines of the given change-log files, with their user-facing path and ingest_date."""
+def _read_lines(spark, log_root: str, files):
+    """The lines of the given change-log files (all below `log_root`), with their user-facing path and
+    ingest_date (the date of the ingest_date=YYYY-MM-DD folder the path starts with below the root: the plan
+    kept only such files)."""
     from pyspark.sql import functions as F
 
     if not files:
         return spark.createDataFrame([], "value string, source_file string, ingest_date date")
-    # The catalog has every spelling of each file's URI, so each line joins on the path Spark reports as
-    # it is (no per-line rewriting).
-    catalog = spark.createDataFrame(
-        [(uri, f.path, f.ingest_date) for f in files for uri in uri_spellings(spark, f.uri)],
-        "uri string, source_file string, ingest_date date",
-    )
-    # recursiveFileLookup turns off partition inference: ingest_date comes from our own listing.
+    # recursiveFileLookup turns off partition inference: ingest_date comes from the path, as in the plan.
     lines = spark.read.option("recursiveFileLookup", "true").text([f.uri for f in files])
-    return (
-        lines.select("value", F.col("_metadata.file_path").alias("uri"))
-        .join(F.broadcast(catalog), "uri")
-        .drop("uri")
+    folder_date = F.col("source_file").substr(len(log_root.rstrip("/")) + len("/ingest_date=") + 1, 10)
+    return lines.select("value", file_path_of_line(spark, log_root, files).alias("source_file")).withColumn(
+        "ingest_date", folder_date.cast("date")
     )
 
 
@@ -276,7 +272,7 @@ def _read_and_parse(run: _Run):
         # counted as they are checkpointed (a count afterwards was a Spark job of its own).
         lines = Observation("lines")
         parsed = (
-            parsing.parse_lines(_read_lines(run.spark, run.to_read))
+            parsing.parse_lines(_read_lines(run.spark, run.plan.log_root, run.to_read))
             .observe(lines, F.count(F.lit(1)).alias("lines"))
             .localCheckpoint(eager=True)
         )

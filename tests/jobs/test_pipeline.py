@@ -191,9 +191,10 @@ def test_local_listing_equals_the_hadoop_listing_and_a_run_reads_awkward_names(s
         '"department":"D","status":"BOOKED","start_time":"2026-09-02T10:00:00Z","created_at":"2026-09-01T10:00:00Z",'
         '"updated_at":"2026-09-01T10:00:00Z","duration_minutes":30}}\n'
     )
-    names = ["plain.jsonl", "with space.jsonl", "per%cent.jsonl", "ünï.jsonl", "_x=1.jsonl"]
+    names = ["plain.jsonl", "with space.jsonl", "per%cent.jsonl", "plus+and space.jsonl", "ünï.jsonl", "_x=1.jsonl"]
     for number, name in enumerate(names):
-        (day / name).write_text(line % (number, number, number, number))
+        # Each file also holds a line rule 1 rejects: the quarantine shows which file it came from.
+        (day / name).write_text(line % (number, number, number, number) + '{"event_id":"bad%d"}\n' % number)
     for hidden in ("_SUCCESS", ".hidden.jsonl", "part.jsonl._COPYING_"):
         (day / hidden).write_text(line % (9, 9, 9, 9))
     (root / "appointments" / "_tmp").mkdir()
@@ -207,6 +208,13 @@ def test_local_listing_equals_the_hadoop_listing_and_a_run_reads_awkward_names(s
     assert sorted(local, key=lambda f: f.path) == sorted(hadoop, key=lambda f: f.path)
     assert sorted(Path(f.path).name for f in local) == sorted(names)
 
-    # A line whose file the run could not match to the listing would be dropped: every one is read and valid.
-    summary = run_ungated(spark, root, tmp_path / "out")
-    assert (summary.events_read, summary.rows["appointments"], summary.quarantined) == (len(names), len(names), 0)
+    # Every line is read and kept, with the path and ingest date of the file it came from, as listed, whichever
+    # way the files were listed.
+    for storage, out in (("local", tmp_path / "out"), ("hadoop", tmp_path / "out-hadoop")):
+        monkeypatch.setenv("ADVISING_STORAGE", storage)
+        summary = run_ungated(spark, root, out)
+        assert (summary.events_read, summary.rows["appointments"], summary.quarantined) == (2 * len(names), len(names), len(names))
+        quarantine = read_tables(spark, out)["quarantine"].select("source_file", "ingest_date").collect()
+        assert sorted((row["source_file"], row["ingest_date"]) for row in quarantine) == sorted(
+            (f.path, dt.date(2026, 9, 1)) for f in local
+        )
