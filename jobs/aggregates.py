@@ -89,18 +89,6 @@ def daily_bookings(appointments: DataFrame, timezone: str) -> DataFrame:
     )
 
 
-def daily_from_trends(trends: DataFrame) -> DataFrame:
-    """A published `booking_trends_daily` -> its days with bookings in `daily_bookings` form (a nightly run
-    recomputes only the days it touched and takes the others from here, jobs.incremental)."""
-    return trends.filter(F.col("bookings_created") > 0).select(
-        "department",
-        "date",
-        "bookings_created",
-        "cancelled_count",
-        F.array("median_lead_time_hours", "p90_lead_time_hours").alias("q"),
-    )
-
-
 def trends_from_daily(daily: DataFrame) -> DataFrame:
     """`daily_bookings` rows -> the `booking_trends_daily` table."""
     by_department = Window.partitionBy("department").orderBy("date")
