@@ -45,9 +45,10 @@ from jobs.storage import Storage, join, read_table, write_empty_table, write_tab
 @dataclass
 class Nightly:
     """What one nightly run recomputed: per table the partition values written again (the gate checks
-    those) and the whole table's row count."""
+    those), the rows written into them, and the whole table's row count."""
 
     recomputed: Dict[str, List[str]] = field(default_factory=dict)
+    written: Dict[str, int] = field(default_factory=dict)
     rows: Dict[str, int] = field(default_factory=dict)
     touched: int = 0
 
@@ -184,6 +185,7 @@ def _replace(spark, storage: Storage, result: Nightly, base_version: str, base_r
     if carried_rows + written == 0:
         write_empty_table(spark, target, schema)
     result.recomputed[name] = sorted(recomputed)
+    result.written[name] = written
     result.rows[name] = carried_rows + written
 
 

@@ -157,7 +157,8 @@ class _Run:
     to_read: list = field(default_factory=list)
     state: object = None
     store: object = None  # jobs.versions.VersionStore of the output
-    compacted: Dict[str, int] = field(default_factory=dict)  # a full run: the change_log and snapshot rows, counted as written
+    # The rows of each of the gate's frames, counted by the job that read or wrote them (so the gate need not).
+    counted: Dict[str, int] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -269,15 +270,17 @@ def _read_and_parse(run: _Run):
     with _stage(run.summary, "read_parse"):
         # Kept as rows (memory, spilling to disk), not as a cache: building the columnar cache cost a
         # third of the parse itself (13 s of 41 at 1M appointments), the checkpoint a tenth. The lines are
-        # counted as they are checkpointed (a count afterwards was a Spark job of its own).
+        # counted as they are checkpointed (a count afterwards was a Spark job of its own), the valid ones too:
+        # they are the gate's change_log frame.
         lines = Observation("lines")
         parsed = (
             parsing.parse_lines(_read_lines(run.spark, run.plan.log_root, run.to_read))
-            .observe(lines, F.count(F.lit(1)).alias("lines"))
+            .observe(lines, F.count(F.lit(1)).alias("lines"), F.count(F.when(F.col("reason").isNull(), True)).alias("valid"))
             .localCheckpoint(eager=True)
         )
         run.summary.files_read = len(run.to_read)
         run.summary.events_read = lines.get["lines"]
+        run.counted["change_log"] = lines.get["valid"]
     return parsed
 
 
@@ -300,9 +303,9 @@ def _compact(run: _Run, parsed):
     spark, output_root = run.spark, run.plan.output_root
     state_dir = run.state.folder(output_root)
     with _stage(run.summary, "compact"):
-        # The gate's change_log and snapshot frames are these changes and winners: counted here, on the way.
-        changes_counted, winners_counted = Observation("changes"), Observation("winners")
-        changes = parsing.valid_changes(parsed).observe(changes_counted, F.count(F.lit(1)).alias("rows"))
+        # The gate's snapshot frame is these winners: counted here, on the way.
+        winners_counted = Observation("winners")
+        changes = parsing.valid_changes(parsed)
         rejects = parsing.rejected_lines(parsed)
         duplicates = Observation("duplicates")
         # The state's first generation (a nightly run adds one per night, jobs.incremental), written straight
@@ -312,7 +315,7 @@ def _compact(run: _Run, parsed):
         generation = join(state_dir, "changes", f"{incremental.GENERATION}=0")
         checked.observe(winners_counted, F.count(F.lit(1)).alias("rows")).write.parquet(generation)
         run.summary.duplicates = duplicates.get["duplicates"]
-        run.compacted.update(change_log=changes_counted.get["rows"], snapshot=winners_counted.get["rows"])
+        run.counted["snapshot"] = winners_counted.get["rows"]
         rejects.write.parquet(join(state_dir, "rejects"))
         winners = read_table(spark, generation, checked.schema)
         line_rejects = read_table(spark, join(state_dir, "rejects"), rejects.schema)
@@ -343,7 +346,7 @@ def _write_staged(run: _Run, name: str, df):
 
     schema, partition_column = TABLES[name]
     path = join(run.version, name)
-    run.summary.rows[name] = write_table(df, path, partition_column)
+    run.summary.rows[name] = run.counted[name] = write_table(df, path, partition_column)
     if run.summary.rows[name] == 0:
         write_empty_table(run.spark, path, schema)
     return read_table(run.spark, path, schema)
@@ -387,6 +390,8 @@ def _stage_nightly(run: _Run, touched, winners, parsed):
         summary.rows.update(nightly.rows)
         summary.quarantined = summary.rows["quarantine"]
         summary.touched = nightly.touched
+        # The gate's frames are the rows written into the recomputed partitions and one winner per touched appointment.
+        run.counted.update(nightly.written, snapshot=nightly.touched)
         staged = {}
         for name, (schema, column) in TABLES.items():
             partitions = incremental.partitions(run.storage, join(run.version, name), column)
@@ -410,9 +415,7 @@ def _quality_gate(run: _Run, staged, parsed, winners, whole=None) -> None:
         return
     with _stage(summary, "quality"):
         frames = {**staged, "change_log": parsing.valid_changes(parsed), "snapshot": winners}
-        # A full run's frames are what its writes counted; a nightly run's are parts of tables (GX counts them).
-        counted = {**summary.rows, **run.compacted} if whole is None else None
-        _run_gate(run.storage, summary, frames, run.previous, run.report_dir, whole, counted)
+        _run_gate(run.storage, summary, frames, run.previous, run.report_dir, whole, run.counted)
 
 
 def _publish(run: _Run, lease) -> None:

@@ -21,7 +21,7 @@ def run_gate(frames: Mapping[str, Any], previous_counts: Optional[Mapping[str, i
     """Validate every frame present with its suite; passed only if no critical expectation failed.
     `whole` (a nightly run, whose frames hold only the recomputed partitions) moves the row-count checks
     to the whole tables' counts and adds the whole-table uniqueness of appointment_id. `counted` holds the
-    rows of frames the job that wrote them counted (a full run): GX takes those instead of counting again."""
+    rows of frames the job that read or wrote them counted: GX takes those instead of counting again."""
     started = time.perf_counter()
     gx = import_gx()
     gx_context = context(gx)

@@ -3,9 +3,13 @@ import datetime as dt
 import gzip
 import json
 import os
+import re
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
+
+from jobs.contract import TABLES
 
 from tests.jobs.test_pipeline import assert_same_tables, run, run_ungated
 
@@ -77,6 +81,17 @@ def night(root):
     write(root, "2026-09-02", "part-late", [change("e-a070-1", 700, "a070", day=9, created_day=7, name="INSERT")])
 
 
+def gate_row_counts(report: Path) -> dict:
+    """Each frame's rows as its gate report gives them (the "of N rows" of its checks, one figure per frame)."""
+    counts = {}
+    for result in json.loads(report.read_text())["results"]:
+        found = re.search(r" of (\d+) rows", result["details"]) if result["name"].endswith("_not_null") else None
+        if found:
+            counts.setdefault(result["frame"], set()).add(int(found.group(1)))
+    assert all(len(values) == 1 for values in counts.values()), counts
+    return {frame: values.pop() for frame, values in counts.items()}
+
+
 def test_a_night_of_reschedules_and_removals_equals_a_full_run(spark, tmp_path):
     source = tmp_path / "in"
     history(source)
@@ -84,11 +99,21 @@ def test_a_night_of_reschedules_and_removals_equals_a_full_run(spark, tmp_path):
     summary = run(spark, source, nightly, timezone=ZONE)
     assert summary.mode == "full" and summary.published
     before = {p: os.stat(p).st_ino for p in (nightly / "appointments").resolve().rglob("*.parquet")}
+    base_files = {os.stat(p).st_ino for p in nightly.resolve().rglob("*.parquet")}
 
     night(source)
     summary = run(spark, source, nightly, timezone=ZONE)
     assert summary.mode == "incremental" and summary.files_read == 2 and summary.published, summary.lines()
     assert summary.quality.startswith("quality gate passed"), summary.quality
+    # The gate took each frame's rows from the jobs that made it: they are the frame's own. The night's valid
+    # lines are its eight changes and the late copy ("[]" is rejected), one winner per appointment they touch,
+    # and for each table the rows of the files this run wrote (carried files are links to the current ones).
+    written = {
+        name: sum(pq.read_metadata(p).num_rows for p in (nightly / name).resolve().rglob("*.parquet") if os.stat(p).st_ino not in base_files)
+        for name in TABLES
+    }
+    assert all(written.values()), written
+    assert gate_row_counts(nightly / "_runs" / summary.run_id / "quality.json") == {**written, "change_log": 9, "snapshot": 9}
 
     full = tmp_path / "full"
     assert run_ungated(spark, source, full, timezone=ZONE, full=True).rows == summary.rows
