@@ -43,6 +43,22 @@ from jobs.storage import Storage, join, read_table, write_empty_table, write_tab
 
 
 @dataclass
+class Compacted:
+    """A night's compaction: the appointments with a new valid change (`touched`, `count` of them), their
+    winners in the current state (`old_winners`) and their new winners (`winners`), both checked (state
+    rows). Persisted: small, one night's; `release` drops them."""
+
+    touched: DataFrame
+    count: int
+    old_winners: DataFrame
+    winners: DataFrame
+
+    def release(self) -> None:
+        for frame in (self.touched, self.old_winners, self.winners):
+            frame.unpersist()
+
+
+@dataclass
 class Nightly:
     """What one nightly run recomputed: per table the partition values written again (the gate checks
     those), the rows written into them, and the whole table's row count."""
@@ -50,7 +66,6 @@ class Nightly:
     recomputed: Dict[str, List[str]] = field(default_factory=dict)
     written: Dict[str, int] = field(default_factory=dict)
     rows: Dict[str, int] = field(default_factory=dict)
-    touched: int = 0
 
 
 # A night adds one generation of winners; the night after the state holds this many merges them into one
@@ -62,32 +77,36 @@ GENERATION = "generation"
 
 def compact(spark, base_state: str, new_state: str, changes: DataFrame, rejects: DataFrame, storage: Storage,
             duplicates: Observation):
-    """Rules 2-5 for the touched appointments only; writes the new state. Returns the touched ids, their
-    new winners, checked (both persisted: small, one night), and [generations written, generations]."""
+    """Rules 2-5 for the touched appointments only; writes the new state. Returns the night's Compacted and
+    [generations written, generations]."""
     touched = changes.select("appointment_id").distinct().persist(StorageLevel.MEMORY_AND_DISK)
     source, target = join(base_state, "changes"), join(new_state, "changes")
     schema = compaction.state_schema(changes)
     generations = sorted(int(value) for value in partitions(storage, source, GENERATION))
     base = read_table(spark, source, T.StructType(schema.fields + [T.StructField(GENERATION, T.IntegerType())]))
-    old_winners = newest_generation(base.join(F.broadcast(touched), "appointment_id", "left_semi"))
+    # Kept: the tables' old rows of the touched appointments are these winners' (no scan of the old tables).
+    old_winners = newest_generation(base.join(F.broadcast(touched), "appointment_id", "left_semi")).persist(StorageLevel.MEMORY_AND_DISK)
     changed = changes.select(*compaction.CHANGE_COLUMNS).unionByName(old_winners.select(*compaction.CHANGE_COLUMNS))
     winners = compaction.check_images(compaction.latest_changes(changed, duplicates)).persist(StorageLevel.MEMORY_AND_DISK)
+    # One winner per touched appointment: counted as the generation is written.
+    counted = Observation("touched")
+    new_generation = winners.select(*schema.names).observe(counted, F.count(F.lit(1)).alias("rows"))
     if len(generations) < MAX_GENERATIONS:
         # Earlier generations are carried as files: an appointment's older rows are shadowed, not rewritten.
         storage.copy_tree(source, target)
-        winners.select(*schema.names).coalesce(1).write.parquet(join(target, f"{GENERATION}={generations[-1] + 1}"))
+        new_generation.coalesce(1).write.parquet(join(target, f"{GENERATION}={generations[-1] + 1}"))
         written = [1, len(generations) + 1]
     else:
         # The merge shuffles the whole state, not the night: its partitions are sized from the state's bytes.
         state_bytes = sum(f.size for f in storage.list_files(source))
         by_appointment = base.repartition(shuffle_partitions(state_bytes, spark.sparkContext.defaultParallelism), "appointment_id")
         kept = newest_generation(by_appointment).join(F.broadcast(touched), "appointment_id", "left_anti").select(*schema.names)
-        kept.unionByName(winners.select(*schema.names)).write.parquet(join(target, f"{GENERATION}=0"))
+        kept.unionByName(new_generation).write.parquet(join(target, f"{GENERATION}=0"))
         written = [1, 1]
     # The rejected lines of earlier files never change: carried as files, the new ones added beside them.
     storage.copy_tree(join(base_state, "rejects"), join(new_state, "rejects"))
     rejects.write.mode("append").parquet(join(new_state, "rejects"))
-    return touched, winners, written
+    return Compacted(touched, counted.get["rows"], old_winners, winners), written
 
 
 def newest_generation(state: DataFrame) -> DataFrame:
@@ -97,20 +116,24 @@ def newest_generation(state: DataFrame) -> DataFrame:
 
 
 def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str, int], new_version: str,
-                 touched: DataFrame, winners: DataFrame, line_rejects: DataFrame, timezone: str, advisors) -> Nightly:
+                 night: Compacted, line_rejects: DataFrame, timezone: str, advisors) -> Nightly:
     """Every table of the new version: the partitions the touched appointments reach recomputed, the others
     carried forward from `base_version` (whose tables hold `base_rows`)."""
-    result = Nightly(touched=touched.count())
+    result = Nightly()
+    touched = night.touched
 
     def replace(name: str, df: DataFrame, recomputed: Set[str]) -> None:
         _replace(spark, storage, result, base_version, base_rows[name], new_version, name, df, recomputed)
 
-    valid, image_rejects = compaction.split_checked(winners)
+    valid, image_rejects = compaction.split_checked(night.winners)
     new_rows = aggregates.appointments_table(valid, timezone).persist(StorageLevel.MEMORY_AND_DISK)
+    new_quarantine = aggregates.quarantine_table(line_rejects, image_rejects)
     try:
+        # The touched appointments' old rows in the tables are their old winners' rows (the tables are made from
+        # the state): the dates they reach come from those and the new rows, in one small query.
+        old_valid, old_image_rejects = compaction.split_checked(night.old_winners)
+        dates, ingest_dates = _reached(aggregates.appointments_table(old_valid, timezone), new_rows, old_image_rejects, new_quarantine)
         old = _table(spark, base_version, "appointments")
-        old_rows = old.select("appointment_id", "appointment_date").join(F.broadcast(touched), "appointment_id", "left_semi")
-        dates = _values("appointment_date", old_rows, new_rows)
         kept = old.filter(within("appointment_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
         replace("appointments", kept.unionByName(new_rows), dates)
 
@@ -122,8 +145,7 @@ def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str
         replace("booking_trends_daily", trends.filter(within("date", changed)), changed)
         trends.unpersist()
 
-        quarantine, ingest_dates = _quarantine(spark, base_version, touched, line_rejects, image_rejects)
-        replace("quarantine", quarantine, ingest_dates)
+        replace("quarantine", _quarantine(spark, base_version, touched, new_quarantine, ingest_dates), ingest_dates)
     finally:
         new_rows.unpersist()
     return result
@@ -145,16 +167,14 @@ def _trends(spark, base_version: str, appointments: DataFrame, timezone: str):
     return trends, changed
 
 
-def _quarantine(spark, base_version: str, touched: DataFrame, line_rejects: DataFrame, image_rejects: DataFrame):
-    """The recomputed quarantine partitions and their ingest dates."""
-    old = _table(spark, base_version, "quarantine")
+def _quarantine(spark, base_version: str, touched: DataFrame, new: DataFrame, ingest_dates: Set[str]) -> DataFrame:
+    """The recomputed quarantine partitions (`ingest_dates`): their rows but the touched appointments' old image
+    rejects, and the `new` rows (the night's rejected lines and the new winners' image rejects)."""
+    old = _table(spark, base_version, "quarantine").filter(within("ingest_date", ingest_dates))
     is_image = F.col("reason").isin(*compaction.IMAGE_REASONS)
     flagged = old.join(F.broadcast(touched.select("appointment_id", F.lit(True).alias("_touched"))), "appointment_id", "left")
-    moved = flagged.filter(is_image & F.col("_touched").isNotNull())
-    new = aggregates.quarantine_table(line_rejects, image_rejects)
-    ingest_dates = _values("ingest_date", moved, new)
-    kept = flagged.filter(within("ingest_date", ingest_dates) & ~(is_image & F.col("_touched").isNotNull()))
-    return aggregates.quarantine_table(kept.select(*new.columns), new), ingest_dates
+    kept = flagged.filter(~(is_image & F.col("_touched").isNotNull()))
+    return aggregates.quarantine_table(kept.select(*new.columns), new)
 
 
 def _table(spark, version: str, name: str) -> DataFrame:
@@ -166,11 +186,16 @@ def within(column: str, values):
     return F.col(column).isin(*[dt.date.fromisoformat(v) for v in sorted(values)])
 
 
-def _values(column: str, *frames: DataFrame) -> Set[str]:
-    """The distinct values of a date column over `frames`, in one query, as partition folder values (ISO dates);
-    small by construction."""
-    dates = reduce(DataFrame.union, [frame.select(column) for frame in frames])
-    return {row[0].isoformat() for row in dates.distinct().collect() if row[0] is not None}
+def _reached(old_rows: DataFrame, new_rows: DataFrame, old_rejects: DataFrame, new_rejects: DataFrame):
+    """(appointment dates, quarantine ingest dates) as partition folder values (ISO dates): those of the touched
+    appointments' old and new rows, and of the old image rejects and the new quarantine rows; one query over
+    small frames."""
+    tagged = [
+        *(rows.select(F.lit(True).alias("appointment"), F.col("appointment_date").alias("date")) for rows in (old_rows, new_rows)),
+        *(rows.select(F.lit(False).alias("appointment"), F.col("ingest_date").alias("date")) for rows in (old_rejects, new_rejects)),
+    ]
+    found = reduce(DataFrame.union, tagged).distinct().collect()
+    return tuple({row["date"].isoformat() for row in found if row["appointment"] is kind and row["date"] is not None} for kind in (True, False))
 
 
 def _replace(spark, storage: Storage, result: Nightly, base_version: str, base_rows: int, new_version: str, name: str,

@@ -199,10 +199,10 @@ def run_pipeline(spark, config: RunConfig, log=print) -> RunSummary:
                     staged = _stage_tables(run, winners, line_rejects)
                     _quality_gate(run, staged, parsed, winners)
                 else:
-                    touched, winners = _compact_nightly(run, parsed)
-                    staged, whole = _stage_nightly(run, touched, winners, parsed)
-                    _quality_gate(run, staged, parsed, winners, whole)
-                    winners.unpersist()
+                    night = _compact_nightly(run, parsed)
+                    staged, whole = _stage_nightly(run, night, parsed)
+                    _quality_gate(run, staged, parsed, night.winners, whole)
+                    night.release()
                 _publish(run, lease)
             finally:
                 if parsed is not None:
@@ -361,15 +361,15 @@ def _compact_nightly(run: _Run, parsed):
     output_root = run.plan.output_root
     with _stage(run.summary, "compact"):
         duplicates = Observation("duplicates")
-        touched, winners, run.summary.recomputed["state"] = incremental.compact(
+        night, run.summary.recomputed["state"] = incremental.compact(
             run.spark, run.base.folder(output_root), run.state.folder(output_root),
             parsing.valid_changes(parsed), parsing.rejected_lines(parsed), run.storage, duplicates,
         )
         run.summary.duplicates = duplicates.get["duplicates"]
-    return touched, winners
+    return night
 
 
-def _stage_nightly(run: _Run, touched, winners, parsed):
+def _stage_nightly(run: _Run, night, parsed):
     """The tables of the new version with only the reachable partitions recomputed (jobs.incremental);
     returns the recomputed partitions as lazy reads (what the gate validates) and the whole-table figures."""
     from pyspark.sql import functions as F
@@ -383,15 +383,13 @@ def _stage_nightly(run: _Run, touched, winners, parsed):
     with _stage(summary, "tables"):
         nightly = incremental.stage_tables(
             run.spark, run.storage, version_dir(run.plan.output_root, run.base.run_id), run.base.table_rows, run.version,
-            touched, winners,
-            parsing.rejected_lines(parsed), run.config.timezone, run.advisors,
+            night, parsing.rejected_lines(parsed), run.config.timezone, run.advisors,
         )
-        touched.unpersist()
         summary.rows.update(nightly.rows)
         summary.quarantined = summary.rows["quarantine"]
-        summary.touched = nightly.touched
+        summary.touched = night.count
         # The gate's frames are the rows written into the recomputed partitions and one winner per touched appointment.
-        run.counted.update(nightly.written, snapshot=nightly.touched)
+        run.counted.update(nightly.written, snapshot=night.count)
         staged = {}
         for name, (schema, column) in TABLES.items():
             partitions = incremental.partitions(run.storage, join(run.version, name), column)
