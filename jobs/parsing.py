@@ -133,14 +133,19 @@ def _with_reason(fields: DataFrame) -> DataFrame:
     )
 
 
+def is_valid() -> Column:
+    """A parsed line passed rule 1 (it has no reason)."""
+    return F.col("reason").isNull()
+
+
 def valid_changes(parsed: DataFrame) -> DataFrame:
     """The change records that passed rule 1."""
-    return parsed.filter(F.col("reason").isNull()).drop("reason", "record")
+    return parsed.filter(is_valid()).drop("reason", "record")
 
 
 def rejected_lines(parsed: DataFrame) -> DataFrame:
     """Rule-1 quarantine rows: reason, record (the raw line), source_file, appointment_id, ingest_date."""
-    return parsed.filter(F.col("reason").isNotNull()).select(
+    return parsed.filter(~is_valid()).select(
         "reason",
         "record",
         "source_file",

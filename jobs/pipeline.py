@@ -275,7 +275,7 @@ def _read_and_parse(run: _Run):
         lines = Observation("lines")
         parsed = (
             parsing.parse_lines(_read_lines(run.spark, run.plan.log_root, run.to_read))
-            .observe(lines, F.count(F.lit(1)).alias("lines"), F.count(F.when(F.col("reason").isNull(), True)).alias("valid"))
+            .observe(lines, F.count(F.lit(1)).alias("lines"), F.count(F.when(parsing.is_valid(), True)).alias("valid"))
             .localCheckpoint(eager=True)
         )
         run.summary.files_read = len(run.to_read)
