@@ -157,7 +157,9 @@ class _Run:
     to_read: list = field(default_factory=list)
     state: object = None
     store: object = None  # jobs.versions.VersionStore of the output
-    # The rows of each of the gate's frames, counted by the job that read or wrote them (so the gate need not).
+    # Rows of the gate's frames counted by the job that read or wrote them (so the gate need not): the valid
+    # lines and the winners; in a nightly run also the rows written into each table's recomputed partitions (a
+    # full run's table rows are the summary's).
     counted: Dict[str, int] = field(default_factory=dict)
 
     @property
@@ -346,7 +348,7 @@ def _write_staged(run: _Run, name: str, df):
 
     schema, partition_column = TABLES[name]
     path = join(run.version, name)
-    run.summary.rows[name] = run.counted[name] = write_table(df, path, partition_column)
+    run.summary.rows[name] = write_table(df, path, partition_column)
     if run.summary.rows[name] == 0:
         write_empty_table(run.spark, path, schema)
     return read_table(run.spark, path, schema)
@@ -413,7 +415,9 @@ def _quality_gate(run: _Run, staged, parsed, winners, whole=None) -> None:
         return
     with _stage(summary, "quality"):
         frames = {**staged, "change_log": parsing.valid_changes(parsed), "snapshot": winners}
-        _run_gate(run.storage, summary, frames, run.previous, run.report_dir, whole, run.counted)
+        # A full run's tables are whole: their rows are the summary's; a night's are the recomputed partitions.
+        counted = run.counted if whole is not None else {**summary.rows, **run.counted}
+        _run_gate(run.storage, summary, frames, run.previous, run.report_dir, whole, counted)
 
 
 def _publish(run: _Run, lease) -> None:
