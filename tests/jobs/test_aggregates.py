@@ -57,6 +57,8 @@ def test_advisor_daily_load_counts_and_rates(spark):
             appt("a2", day, status="NO_SHOW", student="s1", minutes=60),
             appt("a3", day, status="CANCELLED", student="s2", minutes=45),
             appt("a4", day, status="BOOKED", student="s3", minutes=20),
+            # s3 also cancelled one: still one student with an active appointment, and no minutes for it
+            appt("a5", day, status="CANCELLED", student="s3", minutes=15),
             appt("b1", day, status="CANCELLED", advisor="ghost", minutes=30),
         ],
     )
@@ -64,7 +66,7 @@ def test_advisor_daily_load_counts_and_rates(spark):
     result = advisor_daily_load(rows, advisors)
     expected = spark.createDataFrame(
         [
-            ("adv1", "Advising", 3, 1, 1, 1, 110, 2, 400, 110 / 400, 0.5, dt.date(2026, 9, 3)),
+            ("adv1", "Advising", 3, 1, 1, 2, 110, 2, 400, 110 / 400, 0.5, dt.date(2026, 9, 3)),
             ("ghost", None, 0, 0, 0, 1, 0, 0, None, None, None, dt.date(2026, 9, 3)),
         ],
         result.schema,
