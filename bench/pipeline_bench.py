@@ -15,7 +15,9 @@ that day's files as an incremental run (each in its own process), and prints the
 the full run. --floor adds Spark's floor (issue 12) on the same log, in a fresh process of its own: plain
 PySpark doing only the unavoidable part of a full run (read every line, parse it once with the line schema,
 the image as a struct; keep the latest change per appointment with one window; write one Parquet table),
-and prints the full run's multiple of it.
+and prints the full run's multiple of it. --warm repeats each run in the same JVM once its first run is done (a
+night's repeat extends a copy of the same history): the second figure is the run without a fresh JVM's class
+loading and JIT warm-up, which the first pays.
 CPU seconds (JVM + Python, user + system) are the figure to compare on a shared machine: wall time
 there says as much about the neighbours as about the pipeline. --check-sample N compares N sampled
 appointments of the published tables with the reference implementation (tests/reference), over the files
@@ -24,6 +26,7 @@ the run had in scope.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -99,6 +102,12 @@ def run_one(args) -> dict:
 
     config = RunConfig(input=str(log_dir), output=str(out), timezone=args.timezone, full=args.case != "nightly", as_of=as_of,
                        skip_quality=args.skip_quality)
+    # --warm repeats the run in this JVM; a night's repeat extends a copy of the history it started from.
+    warm_out = Path(f"{out}-warm")
+    if args.warm:
+        shutil.rmtree(warm_out, ignore_errors=True)
+        if args.case == "nightly":
+            shutil.copytree(out, warm_out)
 
     started = time.monotonic()
     spark = get_session("advising-bench")
@@ -133,6 +142,11 @@ def run_one(args) -> dict:
         "output": str(out),
         "input": str(log_dir),
     }
+    if args.warm and args.case != "floor":
+        began = time.monotonic()
+        again = run_pipeline(spark, dataclasses.replace(config, output=str(warm_out)), log=lambda line: None)
+        figures["warm"] = {"seconds": time.monotonic() - began, "stages": again.stage_seconds, "mode": again.mode}
+        shutil.rmtree(warm_out, ignore_errors=True)
     spark.stop()
     if args.check_sample and args.case != "floor":
         try:
@@ -232,6 +246,8 @@ def main(argv=None) -> int:
                         help="also a nightly run: a full run up to the last full day, then that day incrementally")
     parser.add_argument("--nightly-only", action="store_true",
                         help="only the history and nightly runs (for sizes where one more full run costs too much)")
+    parser.add_argument("--warm", action="store_true",
+                        help="also each run again in the same JVM (JIT and classes warm): what the run costs without a fresh JVM's warm-up")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # internal: one size, JSON out
     parser.add_argument("--floor", action="store_true", help="also Spark's floor on each log (plain PySpark, see above)")
     parser.add_argument("--case", default="full", choices=("full", "floor", "history", "nightly"), help=argparse.SUPPRESS)
@@ -252,6 +268,8 @@ def main(argv=None) -> int:
                      "--check-sample", str(args.check_sample if case != "history" else 0)]
             if args.skip_quality:
                 child.append("--skip-quality")
+            if args.warm:
+                child.append("--warm")
             done = subprocess.run(child, capture_output=True, text=True)
             if done.returncode != 0:
                 print(f"{size} appointments, {case}: failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
@@ -268,12 +286,18 @@ def main(argv=None) -> int:
                 f"driver_memory={figures['driver_memory']} shuffle_partitions={figures['shuffle_partitions']} "
                 f"load={'/'.join(f'{x:.1f}' for x in figures['load'][0])}->{'/'.join(f'{x:.1f}' for x in figures['load'][1])}"
             )
+            if "warm" in figures:
+                warm = figures["warm"]
+                print(f"  warm, again in the same JVM ({warm['mode']}): {warm['seconds']:.1f} s ({warm['seconds'] / figures['seconds']:.0%} of the first run; "
+                      + " ".join(f"{k}={v:.1f}s" for k, v in warm["stages"].items()) + ")")
             if "reference_check" in figures:
                 print(f"  reference: {figures['reference_check']}")
             print(f"  {figures['quality'][:160]}")
             if case == "nightly":
                 full = next(f for f in results if f["appointments"] == size and f["case"] in ("full", "history"))
                 print(f"  nightly run = {figures['seconds'] / full['seconds']:.1%} of the {full['case']} run's seconds")
+                if "warm" in figures and "warm" in full:
+                    print(f"  warm: nightly run = {figures['warm']['seconds'] / full['warm']['seconds']:.1%} of the warm {full['case']} run")
             floor = next((f for f in results if f["appointments"] == size and f["case"] == "floor"), None)
             if case == "full" and floor is not None:
                 print(f"  full run = {figures['seconds'] / floor['seconds']:.1f} x Spark's floor ({floor['seconds']:.1f} s)")
