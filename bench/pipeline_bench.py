@@ -83,7 +83,7 @@ def run_one(args) -> dict:
     sys.path.insert(0, str(ROOT))
     from advising.sample_data import generate
     from jobs.config import RunConfig
-    from jobs.pipeline import run_pipeline
+    from jobs.pipeline import is_short_run, run_pipeline
     from jobs.session import get_session, local_jvm
 
     log_dir = Path(args.work) / f"log-{args.one}-{args.seed}-{args.days}"
@@ -109,8 +109,10 @@ def run_one(args) -> dict:
         if args.case == "nightly":
             shutil.copytree(out, warm_out)
 
+    # As `advising run` starts its JVM (jobs.pipeline.execute); the floor is plain PySpark with Spark's defaults.
+    short_run = args.case != "floor" and is_short_run(config)
     started = time.monotonic()
-    spark = get_session("advising-bench")
+    spark = get_session("advising-bench", short_run=short_run)
     session_seconds = time.monotonic() - started
     jvm = local_jvm(spark).pid
     cpu_before = _proc_cpu_seconds(jvm) + _proc_cpu_seconds(os.getpid())
@@ -134,6 +136,7 @@ def run_one(args) -> dict:
         "rows": result.rows,
         "quality": result.quality,
         "session_seconds": session_seconds,
+        "short_run": short_run,
         "driver_memory": spark.sparkContext.getConf().get("spark.driver.memory"),
         "shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
         "jvm_peak_mib": _proc_peak_rss_mib(jvm),
@@ -284,6 +287,7 @@ def main(argv=None) -> int:
                 f"events_per_second={figures['events_per_second']:,.0f} {stages} "
                 f"jvm_peak={figures['jvm_peak_mib']:,.0f}MiB python_peak={figures['python_peak_mib']:,.0f}MiB "
                 f"driver_memory={figures['driver_memory']} shuffle_partitions={figures['shuffle_partitions']} "
+                f"jit={'C1 only (short run)' if figures['short_run'] else 'tiered'} "
                 f"load={'/'.join(f'{x:.1f}' for x in figures['load'][0])}->{'/'.join(f'{x:.1f}' for x in figures['load'][1])}"
             )
             if "warm" in figures:

@@ -122,6 +122,14 @@ def local_jvm(spark):
     return getattr(getattr(spark.sparkContext, "_gateway", None), "proc", None)
 
 
+# A short run's JIT (get_session's short_run): the C1 compiler only. A run that reads little is mostly a fresh JVM
+# compiling Spark's code, and on two cores HotSpot's C2 compiler thread competes with the tasks for the whole run
+# (three quarters of a core) to make code that runs only seconds: a 200k night 23.5-25.0 -> 17.7-17.9 s, a 1M
+# night 29.4-30.9 -> 25.5-25.8 s. Where the tasks' work dominates C2 pays: a 1M full run took 116.7 s with C1 only
+# against 89.5 s (docs/performance.md, round 12).
+SHORT_RUN_JIT = "-XX:TieredStopAtLevel=1"
+
+
 def quiet_logging_options() -> str:
     """Driver JVM options that load the shipped jobs/log4j2.properties (Spark, Hadoop: ERROR and up only).
 
@@ -158,10 +166,12 @@ def get_session(
     extra: Optional[dict] = None,
     driver_memory: Optional[str] = None,
     quiet: bool = True,
+    short_run: bool = False,
 ):
     """The active session if there is one (spark-submit, tests), else a new local one. `driver_memory`
-    (a JVM size such as 8g) only applies when this call starts the JVM: a local run; under spark-submit
-    the driver's memory is spark-submit's --driver-memory.
+    (a JVM size such as 8g) and `short_run` (the JVM compiles with C1 only, SHORT_RUN_JIT: for a run that reads
+    little, jobs.pipeline.is_short_run) only apply when this call starts the JVM: a local run; under spark-submit
+    the driver's memory and options are spark-submit's.
 
     A new local session is quiet unless `quiet=False` (issue 14): only the pipeline's own lines are
     printed. Under spark-submit the JVM already runs with the submitter's logging (on EMR, the cluster's),
@@ -189,7 +199,7 @@ def get_session(
         builder = builder.master(master or "local[*]")
         for key, value in {**LOCAL_SETTINGS, **local_fs_settings()}.items():
             builder = builder.config(key, value)
-        java_options = ([quiet_logging_options()] if quiet else []) + class_archive_options()
+        java_options = ([quiet_logging_options()] if quiet else []) + class_archive_options() + ([SHORT_RUN_JIT] if short_run else [])
         if java_options:
             builder = builder.config("spark.driver.extraJavaOptions", " ".join(java_options))
         # Read by the JVM at start-up only, hence here and nowhere later.
