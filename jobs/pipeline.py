@@ -263,9 +263,9 @@ def _why_full(config: RunConfig, plan: _Plan, previous) -> Optional[str]:
 
 # A local run is short (jobs.session.SHORT_RUN_JIT) when it reads at most this much change log (gzip; a full run its
 # whole log, a nightly run its new files) and, in a nightly run, a state of at most this much Parquet, which it
-# scans for the old winners. Measured: C1 only made a 200k night (84 MB of log, a 29 MB state) and a 1M night
-# (363 MB of log, a 147 MB state) faster, a 200k full run (84 MB) about as fast (36.4-36.6 against 37.5-37.9 s)
-# and a 1M full run (363 MB) slower; the limits stay inside what was measured to gain.
+# scans for the old winners. Measured (docs/performance.md, round 12): C1 only made the nights of a 200k log (0.8 MB
+# of new files, a 29 MB state) and of a 1M log (3.7 MB, a 147 MB state) faster, a full run over 84 MB of log about
+# as fast (36.4-36.6 against 37.5-37.9 s) and one over 363 MB slower; the limits stay inside what gained.
 SHORT_RUN_LOG_BYTES = 64 * 1024 * 1024
 SHORT_RUN_STATE_BYTES = 256 * 1024 * 1024
 
