@@ -72,10 +72,13 @@ def main(argv=None) -> int:
         else:
             print(f"input: {source}")
 
+        from jobs.config import RunConfig
+        from jobs.pipeline import is_short_run
         from jobs.session import get_session
 
-        spark = get_session("quality-bench")
         output = str(work / "tables")
+        # The JIT `advising run` would choose for this run (jobs.pipeline.execute): C1 only for a small log.
+        spark = get_session("quality-bench", short_run=is_short_run(RunConfig(input=source, output=output, full=True)))
         if args.compare:
             # First, so that the measured run below does not also carry the JVM's warm-up.
             _, skipped = run_once(spark, source, output, skip_quality=True)
