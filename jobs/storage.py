@@ -411,7 +411,9 @@ def write_table(df, path: str, partition_column: str, mode: str = "overwrite") -
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
-    rows = Observation("rows")
+    # Unnamed: a named observation takes the metrics of the first query the session finishes with that name,
+    # and a nightly run writes tables from several threads at once (jobs.incremental).
+    rows = Observation()
     df = df.observe(rows, F.count(F.lit(1)).alias("rows"))
     df.repartition(partition_column).write.mode(mode).partitionBy(partition_column).parquet(path)
     return rows.get["rows"]
