@@ -27,9 +27,10 @@ writing happen here; the rules stay in jobs.parsing, jobs.compaction and jobs.ag
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import reduce
-from typing import Dict, List, Set
+from typing import Callable, Dict, List, Set
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Observation, Window
@@ -61,11 +62,13 @@ class Compacted:
 @dataclass
 class Nightly:
     """What one nightly run recomputed: per table the partition values written again (the gate checks
-    those), the rows written into them, and the whole table's row count."""
+    those), the rows written into them, and the whole table's row count; and the appointment ids the new
+    appointments table holds more than once (none, unless a rule is broken)."""
 
     recomputed: Dict[str, List[str]] = field(default_factory=dict)
     written: Dict[str, int] = field(default_factory=dict)
     rows: Dict[str, int] = field(default_factory=dict)
+    duplicate_appointment_ids: int = 0
 
 
 # A night adds one generation of winners; the night after the state holds this many merges them into one
@@ -116,14 +119,28 @@ def newest_generation(state: DataFrame) -> DataFrame:
 
 
 def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str, int], new_version: str,
-                 night: Compacted, line_rejects: DataFrame, timezone: str, advisors) -> Nightly:
+                 night: Compacted, line_rejects: DataFrame, timezone: str, advisors,
+                 on_written: Callable[[str, DataFrame, int], None]) -> Nightly:
     """Every table of the new version: the partitions the touched appointments reach recomputed, the others
-    carried forward from `base_version` (whose tables hold `base_rows`)."""
+    carried forward from `base_version` (whose tables hold `base_rows`), and the new appointments table's
+    duplicate ids (the gate's whole-table uniqueness). Each table, once written, goes to `on_written` as a read
+    of its recomputed partitions with the rows written into them."""
     result = Nightly()
     touched = night.touched
 
     def replace(name: str, df: DataFrame, recomputed: Set[str]) -> None:
         _replace(spark, storage, result, base_version, base_rows[name], new_version, name, df, recomputed)
+        schema, column = TABLES[name]
+        on_written(name, read_table(spark, join(new_version, name), schema).filter(within(column, recomputed)), result.written[name])
+
+    def trends() -> None:
+        table, changed = _trends(spark, base_version, appointments, timezone)
+        replace("booking_trends_daily", table.filter(within("date", changed)), changed)
+        table.unpersist()
+
+    def duplicate_ids() -> None:
+        counts = appointments.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("appointment_id").alias("ids")).first()
+        result.duplicate_appointment_ids = counts["rows"] - counts["ids"]
 
     valid, image_rejects = compaction.split_checked(night.winners)
     new_rows = aggregates.appointments_table(valid, timezone).persist(StorageLevel.MEMORY_AND_DISK)
@@ -133,22 +150,42 @@ def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str
         # the state): the dates they reach come from those and the new rows, in one small query.
         old_valid, old_image_rejects = compaction.split_checked(night.old_winners)
         dates, ingest_dates = _reached(aggregates.appointments_table(old_valid, timezone), new_rows, old_image_rejects, new_quarantine)
-        old = _table(spark, base_version, "appointments")
-        kept = old.filter(within("appointment_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
-        replace("appointments", kept.unionByName(new_rows), dates)
+        # A night's queries are small: one after another they kept one of two local cores busy, most of the
+        # time spent planning and scheduling. The tables that do not depend on each other are written side by
+        # side (Spark runs jobs from several threads at once); every branch ends before the stage does.
+        with _Branches() as branches:
+            branches.start(replace, "quarantine", _quarantine(spark, base_version, touched, new_quarantine, ingest_dates), ingest_dates)
+            old = _table(spark, base_version, "appointments")
+            kept = old.filter(within("appointment_date", dates)).join(F.broadcast(touched), "appointment_id", "left_anti")
+            replace("appointments", kept.unionByName(new_rows), dates)
 
-        appointments = _table(spark, new_version, "appointments")
-        load = aggregates.advisor_daily_load(appointments.filter(within("appointment_date", dates)), advisors)
-        replace("advisor_daily_load", load, dates)
-
-        trends, changed = _trends(spark, base_version, appointments, timezone)
-        replace("booking_trends_daily", trends.filter(within("date", changed)), changed)
-        trends.unpersist()
-
-        replace("quarantine", _quarantine(spark, base_version, touched, new_quarantine, ingest_dates), ingest_dates)
+            appointments = _table(spark, new_version, "appointments")
+            load = aggregates.advisor_daily_load(appointments.filter(within("appointment_date", dates)), advisors)
+            branches.start(replace, "advisor_daily_load", load, dates)
+            branches.start(trends)
+            branches.start(duplicate_ids)
     finally:
         new_rows.unpersist()
     return result
+
+
+class _Branches:
+    """Steps run on threads beside the caller's; leaving the block waits for every one and raises the first
+    error (so no branch still writes once the stage has ended, whichever way it ends)."""
+
+    def __enter__(self) -> "_Branches":
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="advising-night")
+        self._futures = []
+        return self
+
+    def start(self, step, *args) -> None:
+        self._futures.append(self._pool.submit(step, *args))
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        self._pool.shutdown(wait=True)
+        if error_type is None:  # else the caller's own error stands
+            for future in self._futures:
+                future.result()
 
 
 def _trends(spark, base_version: str, appointments: DataFrame, timezone: str):

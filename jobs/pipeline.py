@@ -157,9 +157,8 @@ class _Run:
     to_read: list = field(default_factory=list)
     state: object = None
     store: object = None  # jobs.versions.VersionStore of the output
-    # Rows of the gate's frames counted by the job that read or wrote them (so the gate need not): the valid
-    # lines and the winners; in a nightly run also the rows written into each table's recomputed partitions (a
-    # full run's table rows are the summary's).
+    # Rows of the gate's first frames counted by the jobs that made them (so the gate need not): the valid lines
+    # and the winners (in a nightly run, one per touched appointment).
     counted: Dict[str, int] = field(default_factory=dict)
 
     @property
@@ -193,20 +192,23 @@ def run_pipeline(spark, config: RunConfig, log=print) -> RunSummary:
         with _stage(run.summary, "plan"):
             proceed = _plan_run(run)
         if proceed:
-            parsed = None
+            parsed, gate = None, _GateThread(run)
             try:
                 parsed = _read_and_parse(run)
                 if run.base is None:
                     winners, line_rejects = _compact(run, parsed)
-                    staged = _stage_tables(run, winners, line_rejects)
-                    _quality_gate(run, staged, parsed, winners)
+                    gate.check_compacted(parsed, winners)
+                    _stage_tables(run, winners, line_rejects, gate)
+                    _quality_gate(run, gate)
                 else:
                     night = _compact_nightly(run, parsed)
-                    staged, whole = _stage_nightly(run, night, parsed)
-                    _quality_gate(run, staged, parsed, night.winners, whole)
+                    gate.check_compacted(parsed, night.winners)
+                    whole = _stage_nightly(run, night, parsed, gate)
+                    _quality_gate(run, gate, whole)
                     night.release()
                 _publish(run, lease)
             finally:
+                gate.close()
                 if parsed is not None:
                     _release(parsed)
                 if not run.summary.published:
@@ -360,26 +362,25 @@ def _compact(run: _Run, parsed):
     return winners, line_rejects
 
 
-def _stage_tables(run: _Run, winners, line_rejects) -> Dict[str, object]:
+def _stage_tables(run: _Run, winners, line_rejects, gate: "_GateThread") -> None:
     """The output tables from the checked winners: every one written into the run's version (rows counted by
-    the write itself); returns them as lazy reads of the written Parquet. The aggregates read the written
-    appointments table (columnar, only the columns they use) rather than a cache of it."""
+    the write itself) and handed to the gate as a lazy read of the written Parquet. The aggregates read the
+    written appointments table (columnar, only the columns they use) rather than a cache of it."""
     from jobs import aggregates, compaction
 
     timezone = run.config.timezone
     with _stage(run.summary, "tables"):
         valid, image_rejects = compaction.split_checked(winners)
-        staged = {"appointments": _write_staged(run, "appointments", aggregates.appointments_table(valid, timezone))}
-        appointments = staged["appointments"]
-        staged["advisor_daily_load"] = _write_staged(run, "advisor_daily_load", aggregates.advisor_daily_load(appointments, run.advisors))
-        staged["booking_trends_daily"] = _write_staged(run, "booking_trends_daily", aggregates.booking_trends_daily(appointments, timezone))
-        staged["quarantine"] = _write_staged(run, "quarantine", aggregates.quarantine_table(line_rejects, image_rejects))
+        appointments = _write_staged(run, gate, "appointments", aggregates.appointments_table(valid, timezone))
+        _write_staged(run, gate, "advisor_daily_load", aggregates.advisor_daily_load(appointments, run.advisors))
+        _write_staged(run, gate, "booking_trends_daily", aggregates.booking_trends_daily(appointments, timezone))
+        _write_staged(run, gate, "quarantine", aggregates.quarantine_table(line_rejects, image_rejects))
         run.summary.quarantined = run.summary.rows["quarantine"]
-    return staged
 
 
-def _write_staged(run: _Run, name: str, df):
-    """One table written into the run's version (its rows counted by the write); returned as a read of it."""
+def _write_staged(run: _Run, gate: "_GateThread", name: str, df):
+    """One table written into the run's version (its rows counted by the write), read back for the gate and
+    the next tables."""
     from jobs.contract import TABLES
 
     schema, partition_column = TABLES[name]
@@ -387,7 +388,9 @@ def _write_staged(run: _Run, name: str, df):
     run.summary.rows[name] = write_table(df, path, partition_column)
     if run.summary.rows[name] == 0:
         write_empty_table(run.spark, path, schema)
-    return read_table(run.spark, path, schema)
+    staged = read_table(run.spark, path, schema)
+    gate.check(name, staged, run.summary.rows[name])
+    return staged
 
 
 def _compact_nightly(run: _Run, parsed):
@@ -404,14 +407,13 @@ def _compact_nightly(run: _Run, parsed):
             parsing.valid_changes(parsed), parsing.rejected_lines(parsed), run.storage, duplicates,
         )
         run.summary.duplicates = duplicates.get["duplicates"]
+        run.counted["snapshot"] = night.count
     return night
 
 
-def _stage_nightly(run: _Run, night, parsed):
-    """The tables of the new version with only the reachable partitions recomputed (jobs.incremental);
-    returns the recomputed partitions as lazy reads (what the gate validates) and the whole-table figures."""
-    from pyspark.sql import functions as F
-
+def _stage_nightly(run: _Run, night, parsed, gate: "_GateThread"):
+    """The tables of the new version with only the reachable partitions recomputed (jobs.incremental), each
+    handed to the gate as its recomputed partitions once written; returns the whole-table figures."""
     from jobs import incremental, parsing
     from jobs.contract import TABLES
     from jobs.quality import WholeTables
@@ -421,39 +423,69 @@ def _stage_nightly(run: _Run, night, parsed):
     with _stage(summary, "tables"):
         nightly = incremental.stage_tables(
             run.spark, run.storage, version_dir(run.plan.output_root, run.base.run_id), run.base.table_rows, run.version,
-            night, parsing.rejected_lines(parsed), run.config.timezone, run.advisors,
+            night, parsing.rejected_lines(parsed), run.config.timezone, run.advisors, on_written=gate.check,
         )
         summary.rows.update(nightly.rows)
         summary.quarantined = summary.rows["quarantine"]
         summary.touched = night.count
-        # The gate's frames are the rows written into the recomputed partitions and one winner per touched appointment.
-        run.counted.update(nightly.written, snapshot=night.count)
-        staged = {}
-        for name, (schema, column) in TABLES.items():
+        for name, (_, column) in TABLES.items():
             partitions = incremental.partitions(run.storage, join(run.version, name), column)
             summary.recomputed[name] = [len(nightly.recomputed[name]), len(partitions)]
-            recomputed = incremental.within(column, nightly.recomputed[name])
-            staged[name] = read_table(run.spark, join(run.version, name), schema).filter(recomputed)
-        ids = read_table(run.spark, join(run.version, "appointments"), TABLES["appointments"][0]).select("appointment_id")
-        counts = ids.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("appointment_id").alias("ids")).first()
-    return staged, WholeTables(rows=dict(nightly.rows), duplicate_appointment_ids=counts["rows"] - counts["ids"])
+    return WholeTables(rows=dict(nightly.rows), duplicate_appointment_ids=nightly.duplicate_appointment_ids)
 
 
-def _quality_gate(run: _Run, staged, parsed, winners, whole=None) -> None:
-    """The data-quality gate over the staged tables (a nightly run: the recomputed partitions, and `whole`
-    for the whole-table invariants); raises QualityGateFailed to stop the publish."""
-    from jobs import parsing
+class _GateThread:
+    """The quality gate (jobs.quality.Gate) on a thread of its own: each frame is checked as soon as the run has
+    made it, beside the run's next steps (a night's small queries leave a core idle, and GX's own Python work
+    runs while Spark works); `report` waits for the last one. One thread, so GX's objects are only ever used by
+    one. With --skip-quality it checks nothing."""
 
+    def __init__(self, run: _Run):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._run, self._pending, self._pool = run, [], None
+        if not run.config.skip_quality:
+            from jobs.quality import Gate
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="advising-gate")
+            previous = run.previous.table_rows if run.previous is not None else None
+            self._gate = self._pool.submit(Gate, previous, nightly=run.base is not None)
+
+    def check(self, frame: str, df, counted_rows: Optional[int]) -> None:
+        """Queue `frame`, with its rows as the job that made it counted them."""
+        if self._pool is not None:
+            self._pending.append(self._pool.submit(lambda: self._gate.result().check(frame, df, counted_rows)))
+
+    def check_compacted(self, parsed, winners) -> None:
+        """The frames compaction leaves: the valid lines and one winner per appointment (in a night, per
+        touched appointment)."""
+        from jobs import parsing
+
+        self.check("change_log", parsing.valid_changes(parsed), self._run.counted["change_log"])
+        self.check("snapshot", winners, self._run.counted["snapshot"])
+
+    def report(self, whole=None):
+        for future in self._pending:
+            future.result()
+        return self._gate.result().report(whole)
+
+    def close(self) -> None:
+        """Stop checking (a failed run) or let the thread go (a finished one): returns once no check runs."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _quality_gate(run: _Run, gate: _GateThread, whole=None) -> None:
+    """The data-quality gate's verdict once every frame is checked (a nightly run: the recomputed partitions,
+    and `whole` for the whole-table invariants); raises QualityGateFailed to stop the publish."""
     summary = run.summary
     if run.config.skip_quality:
         summary.quality = "QUALITY GATE SKIPPED (--skip-quality): tables published without validation"
         run.log(f"WARNING: {summary.quality}")
         return
+    # The frames were checked beside the stages that made them; this stage is the wait for the last ones.
     with _stage(summary, "quality"):
-        frames = {**staged, "change_log": parsing.valid_changes(parsed), "snapshot": winners}
-        # A full run's tables are whole: their rows are the summary's; a night's are the recomputed partitions.
-        counted = run.counted if whole is not None else {**summary.rows, **run.counted}
-        _run_gate(run.storage, summary, frames, run.previous, run.report_dir, whole, counted)
+        _gate_verdict(run.storage, summary, gate.report(whole), run.report_dir)
 
 
 def _publish(run: _Run, lease) -> None:
@@ -499,14 +531,14 @@ def _update_catalog(run: _Run) -> None:
     summary.catalog = f"catalog {database}: {len(changed)} of {len(TABLES)} tables switched to version {version.run_id}"
 
 
-def _run_gate(storage, summary, frames, previous, report_dir, whole, counted) -> None:
+def _gate_verdict(storage, summary, report, report_dir) -> None:
+    """The gate's report written beside the run's manifest; QualityGateFailed if it did not pass."""
     import os
     import shutil
     import tempfile
 
-    from jobs.quality import run_gate, write_report
+    from jobs.quality import write_report
 
-    report = run_gate(frames, previous.table_rows if previous is not None else None, whole, counted)
     summary.quality = report.summary_line()
     local_dir = local_path(report_dir)
     target = local_dir or tempfile.mkdtemp(prefix="advising-quality-")

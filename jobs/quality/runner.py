@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional
 
 from jobs.quality.gx import context, gx_expectations, import_gx, spark_source
 from jobs.quality.report import ExpectationOutcome, GateReport, build_data_docs
@@ -16,40 +16,53 @@ _NAME_KEY = "gate_name"
 _ROW_COUNT = "row_count"
 
 
-def run_gate(frames: Mapping[str, Any], previous_counts: Optional[Mapping[str, int]],
-             whole: Optional[WholeTables] = None, counted: Optional[Mapping[str, int]] = None) -> GateReport:
-    """Validate every frame present with its suite; passed only if no critical expectation failed.
-    `whole` (a nightly run, whose frames hold only the recomputed partitions) moves the row-count checks
-    to the whole tables' counts and adds the whole-table uniqueness of appointment_id. `counted` holds the
-    rows of frames the job that read or wrote them counted: GX takes those instead of counting again."""
-    started = time.perf_counter()
-    gx = import_gx()
-    gx_context = context(gx)
-    source = spark_source(gx_context, "staged")
-    engine = source.get_execution_engine()
-    outcomes: List[ExpectationOutcome] = []
-    row_counts: Dict[str, int] = dict(whole.rows) if whole is not None else {}
-    for frame in FRAME_ORDER:
-        if frame not in frames:
-            continue
-        checks = suite_checks(frame, previous_counts if whole is None else None, row_counts)
-        engine.counted_rows = (counted or {}).get(frame)
+class Gate:
+    """One run's gate, frame by frame: `check` validates one frame with its suite (a run checks each as soon as
+    it has made it; the snapshot before the quarantine, whose suite compares their row counts), `report` gives
+    the verdict: passed only if no critical expectation failed. The report lists the frames in FRAME_ORDER.
+
+    `previous_counts` are the last publish's row counts. A `nightly` run's frames hold only the recomputed
+    partitions: its row-count checks move to the whole tables' counts (`report(whole)`), which also adds the
+    whole-table uniqueness of appointment_id. One thread at a time: GX's objects are not shared between threads."""
+
+    def __init__(self, previous_counts: Optional[Mapping[str, int]], nightly: bool = False):
+        self._started = time.perf_counter()
+        self._previous, self._nightly = previous_counts, nightly
+        self._gx = import_gx()
+        self._context = context(self._gx)
+        self._source = spark_source(self._context, "staged")
+        self._outcomes: List[ExpectationOutcome] = []
+        self._row_counts: Dict[str, int] = {}
+
+    def check(self, frame: str, df, counted_rows: Optional[int] = None) -> None:
+        """Validate `frame`. `counted_rows`: its rows, when the job that read or wrote it counted them (GX takes
+        those instead of counting again)."""
+        checks = suite_checks(frame, None if self._nightly else self._previous, self._row_counts)
+        engine = self._source.get_execution_engine()
+        engine.counted_rows = counted_rows
         try:
-            frame_outcomes, count = _validate_frame(frame, frames[frame], *_prepare(gx, gx_context, source, frame, checks))
+            outcomes, count = _validate_frame(frame, df, *_prepare(self._gx, self._context, self._source, frame, checks))
         finally:
             engine.counted_rows = None
-        outcomes += frame_outcomes
-        if count is not None and whole is None:
-            row_counts[frame] = count
-    if whole is not None:
-        outcomes += [ExpectationOutcome(*outcome) for outcome in whole_table_outcomes(whole, previous_counts)]
-    return GateReport(
-        passed=not any(not o.success and o.severity == CRITICAL for o in outcomes),
-        results=outcomes,
-        seconds=time.perf_counter() - started,
-        row_counts=row_counts,
-        _build_docs=lambda target: build_data_docs(gx_context, target),
-    )
+        self._outcomes += outcomes
+        if count is not None and not self._nightly:
+            self._row_counts[frame] = count
+
+    def report(self, whole: Optional[WholeTables] = None) -> GateReport:
+        """The verdict over every frame checked (and, for a nightly run, the whole tables' figures)."""
+        outcomes = sorted(self._outcomes, key=lambda outcome: FRAME_ORDER.index(outcome.frame))
+        row_counts = dict(self._row_counts)
+        if self._nightly:
+            outcomes += [ExpectationOutcome(*outcome) for outcome in whole_table_outcomes(whole, self._previous)]
+            row_counts = dict(whole.rows)
+        gx_context = self._context
+        return GateReport(
+            passed=not any(not o.success and o.severity == CRITICAL for o in outcomes),
+            results=outcomes,
+            seconds=time.perf_counter() - self._started,
+            row_counts=row_counts,
+            _build_docs=lambda target: build_data_docs(gx_context, target),
+        )
 
 
 def _prepare(gx, context, source, frame: str, checks: List[Check]):

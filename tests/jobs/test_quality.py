@@ -135,6 +135,14 @@ def clean_rows() -> dict:
     }
 
 
+def run_gate(frames: dict, previous, whole=None, counted=None):
+    """The gate as a run drives it: every frame checked, then the verdict (`whole`: a nightly run's)."""
+    gate = quality.Gate(previous, nightly=whole is not None)
+    for name in sorted(frames, key=quality.FRAME_ORDER.index):
+        gate.check(name, frames[name], (counted or {}).get(name))
+    return gate.report(whole)
+
+
 def frame(spark, name: str, rows: list):
     schema = SCHEMAS[name]
     return spark.createDataFrame([tuple(row[f.name] for f in schema.fields) for row in rows], schema)
@@ -198,7 +206,7 @@ def test_clean_frames_pass_with_every_check_reported(spark):
     frames = {name: frame(spark, name, rows[name]) for name in rows}
     previous = {name: len(rows[name]) for name in TABLES}
 
-    report = quality.run_gate(frames, previous)
+    report = run_gate(frames, previous)
 
     assert report.passed, report.summary_line()
     assert report.critical_failures() == [] and report.warnings() == []
@@ -213,11 +221,31 @@ def test_clean_frames_pass_with_every_check_reported(spark):
     json.dumps(report.to_dict())
 
 
+def test_frames_checked_as_they_come_are_reported_in_frame_order(spark):
+    """A nightly run hands the gate each table as its writer finishes (threads, any order): the report is the
+    same as for frames checked in FRAME_ORDER, and the quarantine's share of the snapshot still uses the
+    snapshot's count (checked first, as runs do)."""
+    rows = clean_rows()
+    frames = {name: frame(spark, name, rows[name]) for name in rows}
+    gate = quality.Gate(None)
+    for name in ["change_log", "snapshot", "quarantine", "booking_trends_daily", "appointments", "advisor_daily_load"]:
+        gate.check(name, frames[name])
+    shuffled = gate.report()
+
+    in_order = run_gate(frames, None)
+
+    assert [(r.frame, r.name, r.success, r.details) for r in shuffled.results] == [
+        (r.frame, r.name, r.success, r.details) for r in in_order.results
+    ]
+    assert [r.frame for r in shuffled.results][:2] == ["change_log", "change_log"]
+    assert "quarantine.share_of_snapshot" in {r.name for r in shuffled.results}
+
+
 @pytest.mark.parametrize(
     "name,expectation,mutate,example", CRITICAL_BREACHES, ids=[f"{b[1]}-{i}" for i, b in enumerate(CRITICAL_BREACHES)]
 )
 def test_each_critical_breach_fails_the_gate_by_name(spark, name, expectation, mutate, example):
-    report = quality.run_gate(broken(spark, name, mutate), None)
+    report = run_gate(broken(spark, name, mutate), None)
 
     assert not report.passed
     assert [r.name for r in report.critical_failures()] == [expectation], report.summary_line()
@@ -234,7 +262,7 @@ def test_each_critical_breach_fails_the_gate_by_name(spark, name, expectation, m
 def test_a_snapshot_that_shrinks_by_more_than_half_fails(spark):
     appointments = _appointments_frame(spark, 400)
 
-    report = quality.run_gate({"appointments": appointments}, {"appointments": 1000, "quarantine": 10})
+    report = run_gate({"appointments": appointments}, {"appointments": 1000, "quarantine": 10})
 
     assert not report.passed
     assert [r.name for r in report.critical_failures()] == ["appointments.row_count_vs_previous"]
@@ -243,7 +271,7 @@ def test_a_snapshot_that_shrinks_by_more_than_half_fails(spark):
 
 
 def test_a_snapshot_that_keeps_more_than_half_passes(spark):
-    report = quality.run_gate({"appointments": _appointments_frame(spark, 600)}, {"appointments": 1000})
+    report = run_gate({"appointments": _appointments_frame(spark, 600)}, {"appointments": 1000})
 
     assert report.passed, report.summary_line()
     (check,) = [r for r in report.results if r.name == "appointments.row_count_vs_previous"]
@@ -257,7 +285,7 @@ def test_a_nightly_run_checks_row_counts_and_keys_on_the_whole_tables(spark):
     previous = {"appointments": 1000, "advisor_daily_load": 50}
 
     whole = quality.WholeTables(rows={"appointments": 990, "advisor_daily_load": 20}, duplicate_appointment_ids=0)
-    report = quality.run_gate(recomputed, previous, whole)
+    report = run_gate(recomputed, previous, whole)
     assert report.passed, report.summary_line()
     assert report.row_counts["appointments"] == 990
     (rows,) = [r for r in report.results if r.name == "appointments.row_count_vs_previous"]
@@ -265,7 +293,7 @@ def test_a_nightly_run_checks_row_counts_and_keys_on_the_whole_tables(spark):
     assert [r.name for r in report.warnings()] == ["advisor_daily_load.row_count_vs_previous"]
 
     broken = quality.WholeTables(rows={"appointments": 400}, duplicate_appointment_ids=3)
-    report = quality.run_gate(recomputed, previous, broken)
+    report = run_gate(recomputed, previous, broken)
     assert not report.passed
     assert [r.name for r in report.critical_failures()] == [
         "appointments.row_count_vs_previous", "appointments.appointment_id_unique_whole_table"
@@ -279,7 +307,7 @@ def test_a_frame_its_writer_counted_is_not_counted_again(spark):
     quarantined = clean_rows()["quarantine"]
     frames = {"appointments": _appointments_frame(spark, 10), "quarantine": frame(spark, "quarantine", quarantined)}
 
-    report = quality.run_gate(frames, {"appointments": 1000}, counted={"appointments": 600})
+    report = run_gate(frames, {"appointments": 1000}, counted={"appointments": 600})
 
     assert report.row_counts == {"appointments": 600, "quarantine": len(quarantined)}
     (check,) = [r for r in report.results if r.name == "appointments.row_count_vs_previous"]
@@ -304,7 +332,7 @@ def test_warning_only_breaches_publish_and_are_reported(spark):
     frames = {name: frame(spark, name, rows[name]) for name in rows}
     previous = {"appointments": 10, "advisor_daily_load": 7, "booking_trends_daily": 3, "quarantine": 1}
 
-    report = quality.run_gate(frames, previous)
+    report = run_gate(frames, previous)
 
     assert report.passed, report.summary_line()
     assert report.critical_failures() == []
@@ -326,7 +354,7 @@ def test_warning_only_breaches_publish_and_are_reported(spark):
 
 
 def test_an_empty_frame_passes_the_uniqueness_check(spark):
-    report = quality.run_gate({"snapshot": frame(spark, "snapshot", [])}, None)
+    report = run_gate({"snapshot": frame(spark, "snapshot", [])}, None)
 
     assert report.passed, report.summary_line()
     assert report.row_counts == {"snapshot": 0}
@@ -335,7 +363,7 @@ def test_an_empty_frame_passes_the_uniqueness_check(spark):
 def test_a_missing_column_fails_its_checks_instead_of_crashing(spark):
     df = frame(spark, "booking_trends_daily", clean_rows()["booking_trends_daily"]).drop("cancellation_rate")
 
-    report = quality.run_gate({"booking_trends_daily": df}, None)
+    report = run_gate({"booking_trends_daily": df}, None)
 
     assert not report.passed
     (failure,) = report.critical_failures()
@@ -346,7 +374,7 @@ def test_a_missing_column_fails_its_checks_instead_of_crashing(spark):
 def test_report_json_and_data_docs(spark, tmp_path):
     rows = clean_rows()
     rows["appointments"][2]["status"] = "booked"
-    report = quality.run_gate({"appointments": frame(spark, "appointments", rows["appointments"])}, {"appointments": 10})
+    report = run_gate({"appointments": frame(spark, "appointments", rows["appointments"])}, {"appointments": 10})
 
     written = quality.write_report(report, str(tmp_path / "run"))
 
@@ -405,7 +433,7 @@ def test_gate_runs_with_the_network_cut_off(spark, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     rows = clean_rows()
 
-    report = quality.run_gate({"quarantine": frame(spark, "quarantine", rows["quarantine"])}, None)
+    report = run_gate({"quarantine": frame(spark, "quarantine", rows["quarantine"])}, None)
 
     assert report.passed, report.summary_line()
     assert attempts == []
@@ -446,7 +474,7 @@ def test_the_row_counts_gx_would_query_one_by_one_are_exact_when_counted_togethe
     trends.append({**trends[0], "cancelled_count": trends[0]["bookings_created"] + 1})
     frames = {"appointments": frame(spark, "appointments", appointments), "booking_trends_daily": frame(spark, "booking_trends_daily", trends)}
 
-    report = quality.run_gate(frames, None)
+    report = run_gate(frames, None)
 
     details = {r.name: r.details for r in report.results}
     assert details["appointments.end_after_start"].startswith("2 of 10 rows unexpected")
