@@ -171,3 +171,30 @@ def test_nights_add_generations_to_the_state_until_one_merges_them_and_still_equ
     full = tmp_path / "full"
     assert run_ungated(spark, source, full, timezone=ZONE, full=True).rows == summary.rows
     assert_same_tables(spark, out, full)
+
+
+def test_a_night_whose_branch_fails_publishes_nothing_and_leaves_no_thread_writing(spark, tmp_path):
+    """A night writes its tables side by side and checks them on the gate's thread: when one branch fails (here
+    the current version's trends cannot be read), the run raises that error only once every branch and the gate
+    have stopped, the current version stays, and the failed run's version is gone."""
+    import threading
+
+    from jobs.pipeline import QualityGateFailed
+
+    source, out = tmp_path / "in", tmp_path / "out"
+    history(source)
+    base = run(spark, source, out, timezone=ZONE)
+    night(source)
+    for table in (out / "_current" / "booking_trends_daily").resolve().rglob("*.parquet"):
+        os.unlink(table)  # a new file in its place: the link into the other versions stays intact
+        table.write_bytes(b"not parquet")
+    versions = sorted(p.name for p in (out / "_versions").iterdir())
+
+    with pytest.raises(Exception) as failure:
+        run(spark, source, out, timezone=ZONE)
+
+    assert not isinstance(failure.value, QualityGateFailed)
+    assert "booking_trends_daily" in str(failure.value)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith(("advising-night", "advising-gate"))]
+    assert json.loads((out / "_current.json").read_text())["run_id"] == base.run_id
+    assert sorted(p.name for p in (out / "_versions").iterdir()) == versions
