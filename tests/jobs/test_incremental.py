@@ -198,3 +198,29 @@ def test_a_night_whose_branch_fails_publishes_nothing_and_leaves_no_thread_writi
     assert not [t.name for t in threading.enumerate() if t.name.startswith(("advising-night", "advising-gate"))]
     assert json.loads((out / "_current.json").read_text())["run_id"] == base.run_id
     assert sorted(p.name for p in (out / "_versions").iterdir()) == versions
+
+
+def test_a_touched_appointment_left_in_a_carried_partition_fails_the_nights_gate(spark, tmp_path):
+    """The whole-table uniqueness of a night: a row of a touched appointment that the night would carry
+    forward (here planted into the current version's 09-06 partition, which the night does not recompute, as a
+    move that forgot the old row would leave it) is a duplicate of its new row, and nothing is published."""
+    import pyarrow as pa
+
+    from jobs.pipeline import QualityGateFailed
+
+    source, out = tmp_path / "in", tmp_path / "out"
+    history(source)
+    base = run(spark, source, out, timezone=ZONE)
+    night(source)
+    appointments = (out / "_current" / "appointments").resolve()
+    (row,) = [r for r in pq.read_table(appointments).to_pylist() if r["appointment_id"] == "a010"]  # rescheduled tonight
+    del row["appointment_date"]  # the partition column: the folder gives it
+    carried = appointments / "appointment_date=2026-09-06"
+    schema = pq.read_schema(next(carried.glob("*.parquet")))
+    pq.write_table(pa.Table.from_pylist([row], schema=schema), carried / "part-planted.parquet")
+
+    with pytest.raises(QualityGateFailed) as failure:
+        run(spark, source, out, timezone=ZONE)
+
+    assert "appointments.appointment_id_unique_whole_table (critical): 1 appointment_id" in str(failure.value)
+    assert json.loads((out / "_current.json").read_text())["run_id"] == base.run_id
