@@ -1,4 +1,5 @@
 """The whole run: plan -> read & parse -> compact -> tables into a new version -> quality gate -> commit -> catalog.
+The gate checks each frame on a thread of its own as soon as the run has made it; the commit waits for its verdict.
 
 Used by `advising run` (local mode) and by the spark-submit entry (jobs/main.py) on EMR. Reading,
 writing and state live here and in jobs.storage / jobs.state; the rules live in the pure modules
