@@ -140,7 +140,8 @@ def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str
 
     def duplicate_ids() -> None:
         # An appointment the night did not touch has the rows it had in the current version (carried, or kept in
-        # a recomputed partition), where its id was unique (that version's gate checked it): only a touched
+        # a recomputed partition), where its id was unique (that version's gate checked it, unless it was
+        # published with --skip-quality): only a touched
         # appointment can be in two rows now. Its rows are found with one scan of the id column, not a count of
         # every distinct id (a shuffle of the whole table, 3.4 s of a 1M night).
         rows = appointments.select("appointment_id").join(F.broadcast(touched), "appointment_id", "left_semi")
