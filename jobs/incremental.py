@@ -141,9 +141,9 @@ def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str
     def duplicate_ids() -> None:
         # An appointment the night did not touch has the rows it had in the current version (carried, or kept in
         # a recomputed partition), where its id was unique (that version's gate checked it, unless it was
-        # published with --skip-quality): only a touched
-        # appointment can be in two rows now. Its rows are found with one scan of the id column, not a count of
-        # every distinct id (a shuffle of the whole table, 3.4 s of a 1M night).
+        # published with --skip-quality): only a touched appointment can be in two rows now. Its rows are found
+        # with one scan of the id column, not a count of every distinct id (a shuffle of the whole table, 3.4 s
+        # of a 1M night).
         rows = appointments.select("appointment_id").join(F.broadcast(touched), "appointment_id", "left_semi")
         counts = rows.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("appointment_id").alias("ids")).first()
         result.duplicate_appointment_ids = counts["rows"] - counts["ids"]
