@@ -223,7 +223,7 @@ def _plan_run(run: _Run) -> bool:
     """List the inputs, check the advisors dimension, decide full / incremental / up-to-date.
     False when the published tables are already current (nothing to do)."""
     from jobs.advisors import capacities, check_unique, read_advisors
-    from jobs.state import State, fingerprint, load_state, new_files, tables_key
+    from jobs.state import State, fingerprint, load_state, new_files
 
     config, storage, summary, plan = run.config, run.storage, run.summary, run.plan
     summary.files_ignored = len(plan.ignored)
@@ -251,17 +251,25 @@ def _plan_run(run: _Run) -> bool:
         summary.quarantined = summary.rows.get("quarantine", 0)
         return False
     run.state = State(run_id=summary.run_id, input_root=plan.input_root, files=files, fingerprint=inputs_fingerprint,
-                      tables_key=tables_key(config.timezone, plan.advisors, CONTRACT_VERSION))
+                      tables_key=_tables_key(config, plan))
     return True
 
 
 def _why_full(config: RunConfig, plan: _Plan, previous) -> Optional[str]:
     """Why this run rebuilds from the whole log instead of extending `previous` (the current state), or None."""
-    from jobs.state import tables_key, why_full_rebuild
+    from jobs.state import why_full_rebuild
 
     if config.full:
         return "--full"
-    return why_full_rebuild(previous, plan.input_root, plan.in_scope, config.as_of, tables_key(config.timezone, plan.advisors, CONTRACT_VERSION))
+    return why_full_rebuild(previous, plan.input_root, plan.in_scope, config.as_of, _tables_key(config, plan))
+
+
+def _tables_key(config: RunConfig, plan: _Plan) -> str:
+    """What the tables depend on besides the change log (jobs.state.tables_key): the key a state is written
+    with is the one the next run's rebuild decision compares."""
+    from jobs.state import tables_key
+
+    return tables_key(config.timezone, plan.advisors, CONTRACT_VERSION)
 
 
 # A local run is short (jobs.session.SHORT_RUN_JIT) when it reads at most this much change log (gzip; a full run its
