@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 
 from jobs.config import DRIVER_MEMORY_ENV, RunConfig, check_input_layout
 from common.errors import UsageError
-from jobs.storage import FileInfo, Storage, file_path_of_line, join, local_path, normalize_root, read_table, write_empty_table, write_table
+from jobs.storage import FileInfo, Storage, after_prefix, file_path_of_line, join, local_path, normalize_root, read_table, write_empty_table, write_table
 
 CONTRACT_VERSION = "1"
 _INGEST_FOLDER = re.compile(r"^/ingest_date=(\d{4}-\d{2}-\d{2})/")
@@ -125,7 +125,7 @@ def _read_lines(spark, log_root: str, files):
         return spark.createDataFrame([], "value string, source_file string, ingest_date date")
     # recursiveFileLookup turns off partition inference: ingest_date comes from the path, as in the plan.
     lines = spark.read.option("recursiveFileLookup", "true").text([f.uri for f in files])
-    folder_date = F.col("source_file").substr(len(log_root.rstrip("/")) + len("/ingest_date=") + 1, 10)
+    folder_date = after_prefix(F.col("source_file"), log_root.rstrip("/") + "/ingest_date=", 10)
     return lines.select("value", file_path_of_line(spark, log_root, files).alias("source_file")).withColumn(
         "ingest_date", folder_date.cast("date")
     )
