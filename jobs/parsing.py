@@ -27,11 +27,13 @@ def parse_timestamp(text: Column) -> Column:
     The same instants as casting the text with its zone (tests/jobs/test_parsing.py pins the edge cases;
     200,000 random texts agreed), at under half the cost: the zone-less read skips the zone lookup, which
     was most of a timestamp's parse (2.6M timestamps, warm, the regex included: 2.5 s with the "Z" swapped
-    for "+00:00" as before, 2.0 s with the "Z" cast as a zone name, 1.1 s now). Kept small on purpose:
+    for "+00:00" as before, 2.0 s with the "Z" cast as a zone name, 1.1 s then). The "Z" is cut off the UTF-8
+    bytes (a text the pattern matched is ASCII): a string's substr and length count its characters, about a
+    third of what was left (2.9M timestamps, warm: 1.1 -> 0.8 s). Kept small on purpose:
     rule 5 parses three of these in one generated method, and one past 8,000 bytes of bytecode is never
     JIT-compiled (an arithmetic form of the offset made check_images' method 10,151 bytes and the rule
     twice as slow)."""
-    utc = text.substr(F.lit(1), F.length(text) - 1).cast(T.TimestampNTZType()).cast(T.TimestampType())
+    utc = text.cast("binary").substr(F.lit(1), F.octet_length(text) - 1).cast("string").cast(T.TimestampNTZType()).cast(T.TimestampType())
     return F.when(text.rlike(TIMESTAMP_PATTERN), F.when(text.endswith("Z"), utc).otherwise(text.cast(T.TimestampType())))
 
 
