@@ -40,6 +40,7 @@ from pyspark.sql import types as T
 from jobs import aggregates, compaction
 from jobs.contract import TABLES
 from jobs.session import shuffle_partitions
+from jobs.state import winners_writer
 from jobs.storage import Storage, join, read_table, write_empty_table, write_table
 
 
@@ -97,14 +98,14 @@ def compact(spark, base_state: str, new_state: str, changes: DataFrame, rejects:
     if len(generations) < MAX_GENERATIONS:
         # Earlier generations are carried as files: an appointment's older rows are shadowed, not rewritten.
         storage.copy_tree(source, target)
-        new_generation.coalesce(1).write.parquet(join(target, f"{GENERATION}={generations[-1] + 1}"))
+        winners_writer(new_generation.coalesce(1)).parquet(join(target, f"{GENERATION}={generations[-1] + 1}"))
         written = [1, len(generations) + 1]
     else:
         # The merge shuffles the whole state, not the night: its partitions are sized from the state's bytes.
         state_bytes = sum(f.size for f in storage.list_files(source))
         by_appointment = base.repartition(shuffle_partitions(state_bytes, spark.sparkContext.defaultParallelism), "appointment_id")
         kept = newest_generation(by_appointment).join(F.broadcast(touched), "appointment_id", "left_anti").select(*schema.names)
-        kept.unionByName(new_generation).write.parquet(join(target, f"{GENERATION}=0"))
+        winners_writer(kept.unionByName(new_generation)).parquet(join(target, f"{GENERATION}=0"))
         written = [1, 1]
     # The rejected lines of earlier files never change: carried as files, the new ones added beside them.
     storage.copy_tree(join(base_state, "rejects"), join(new_state, "rejects"))

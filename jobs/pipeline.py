@@ -348,6 +348,7 @@ def _compact(run: _Run, parsed):
     from pyspark.sql import functions as F
 
     from jobs import compaction, incremental, parsing
+    from jobs.state import winners_writer
 
     spark, output_root = run.spark, run.plan.output_root
     state_dir = run.state.folder(output_root)
@@ -362,7 +363,7 @@ def _compact(run: _Run, parsed):
         # verdict and typed columns.
         checked = compaction.check_images(compaction.latest_changes(changes, duplicates))
         generation = join(state_dir, "changes", f"{incremental.GENERATION}=0")
-        checked.observe(winners_counted, F.count(F.lit(1)).alias("rows")).write.parquet(generation)
+        winners_writer(checked.observe(winners_counted, F.count(F.lit(1)).alias("rows"))).parquet(generation)
         run.summary.duplicates = duplicates.get["duplicates"]
         run.counted["snapshot"] = winners_counted.get["rows"]
         rejects.write.parquet(join(state_dir, "rejects"))

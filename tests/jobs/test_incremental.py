@@ -142,6 +142,21 @@ def test_the_emr_code_path_carries_partitions_too_and_a_rerun_changes_nothing(sp
     assert_same_tables(spark, out, full)
 
 
+def dictionary_columns(folder) -> set:
+    """The columns stored with a Parquet dictionary in any data file below `folder` (at least one file there)."""
+    files = list(Path(folder).rglob("*.parquet"))
+    assert files, f"no Parquet file below {folder}"
+    found = set()
+    for path in files:
+        metadata = pq.ParquetFile(path).metadata
+        for group in range(metadata.num_row_groups):
+            for column in range(metadata.num_columns):
+                chunk = metadata.row_group(group).column(column)
+                if chunk.dictionary_page_offset is not None:
+                    found.add(chunk.path_in_schema)
+    return found
+
+
 def test_nights_add_generations_to_the_state_until_one_merges_them_and_still_equal_a_full_run(spark, tmp_path, monkeypatch):
     """The state grows by one generation a night; an appointment's winner is its newest generation's row
     (older rows it shadows are not counted as duplicates), and the night that reaches MAX_GENERATIONS
@@ -154,6 +169,9 @@ def test_nights_add_generations_to_the_state_until_one_merges_them_and_still_equ
     run_ungated(spark, source, out, timezone=ZONE)
     generations = lambda: sorted(p.name for p in (out / "_current" / "_state" / "changes").iterdir() if p.is_dir())
     assert generations() == ["generation=0"]
+    # Winners are written without Parquet dictionaries (jobs.state.winners_writer); the tables keep them.
+    assert dictionary_columns(out / "_current" / "_state" / "changes") == set()
+    assert "status" in dictionary_columns(out / "_current" / "appointments")
 
     # Two nights each bring a change of a060 that loses to its current winner: its winner is written
     # again in each night's generation, and the second night must not take the first's copy for a duplicate.
@@ -163,11 +181,13 @@ def test_nights_add_generations_to_the_state_until_one_merges_them_and_still_equ
         assert summary.mode == "incremental" and summary.touched == 1 and summary.duplicates == 0, summary.lines()
     assert generations() == ["generation=0", "generation=1", "generation=2"]
     assert summary.recomputed["state"] == [1, 3]
+    assert dictionary_columns(out / "_current" / "_state" / "changes" / "generation=2") == set()
 
     night(source)
     summary = run_ungated(spark, source, out, timezone=ZONE)
     assert summary.mode == "incremental" and summary.recomputed["state"] == [1, 1]
     assert generations() == ["generation=0"]
+    assert dictionary_columns(out / "_current" / "_state" / "changes") == set()
     full = tmp_path / "full"
     assert run_ungated(spark, source, full, timezone=ZONE, full=True).rows == summary.rows
     assert_same_tables(spark, out, full)
