@@ -33,7 +33,8 @@ def parse_timestamp(text: Column) -> Column:
     rule 5 parses three of these in one generated method, and one past 8,000 bytes of bytecode is never
     JIT-compiled (an arithmetic form of the offset made check_images' method 10,151 bytes and the rule
     twice as slow)."""
-    utc = text.cast("binary").substr(F.lit(1), F.octet_length(text) - 1).cast("string").cast(T.TimestampNTZType()).cast(T.TimestampType())
+    without_z = text.cast("binary").substr(F.lit(1), F.octet_length(text) - 1).cast("string")
+    utc = without_z.cast(T.TimestampNTZType()).cast(T.TimestampType())
     return F.when(text.rlike(TIMESTAMP_PATTERN), F.when(text.endswith("Z"), utc).otherwise(text.cast(T.TimestampType())))
 
 

@@ -123,6 +123,7 @@ def winners_writer(winners):
     Parquet without dictionary encoding. Half of a winner's columns are about unique per row (ids, sequence
     numbers, image text, times): their dictionaries only fill up and are dropped, after hashing every value;
     the long repeated ones (file paths) cost a hash and a comparison per row. The state is read only by later
-    runs; the published tables keep Parquet's default, for their readers. A 1M-appointment state, warm: written in 1.5-1.9 instead of 3.1 s of its
-    14.4-15.0 s job, read back in 0.7-0.8 instead of 0.8-0.9 s, 161 instead of 147 MB."""
+    runs; the published tables keep Parquet's default, for their readers. A 1M-appointment state, warm: written
+    in 1.5-1.9 instead of 3.1 s of its 14.4-15.0 s job, read back in 0.7-0.8 instead of 0.8-0.9 s, 161 instead of
+    147 MB."""
     return winners.write.option("parquet.enable.dictionary", "false")
