@@ -91,6 +91,9 @@ def parse_lines(lines: DataFrame) -> DataFrame:
 
 def _fields(lines: DataFrame) -> DataFrame:
     """The line's fields, each computed once (the reason and the output both read them)."""
+    # The parse is a column of a projection of its own, read by the next: Spark does not merge an expression that
+    # is not cheap into the projections that use it, whereas written inline it would be parsed again inside every
+    # CASE WHEN branch that reads a field (1M lines, warm: parse_timestamp over an inline parse 33.5 s, its casts alone 11.5 s).
     values, value = F.col("values"), F.col("value")
     j = values[0]
     seq = j["sequence_number"]
