@@ -81,28 +81,26 @@ def advisor_daily_load(appointments: DataFrame, advisors: Optional[DataFrame]) -
     )
 
 
-def booking_trends_daily(appointments: DataFrame, timezone: str) -> DataFrame:
-    """`appointments` table -> bookings per department and local booking date, zero-filled between each
-    department's first and last booking date, with a trailing 7-day average."""
-    return trends_from_daily(daily_bookings(appointments, timezone))
-
-
 def daily_bookings(appointments: DataFrame, timezone: str) -> DataFrame:
     """`appointments` table -> one row per department and local booking date with bookings: department,
-    date, bookings_created, cancelled_count, q (the exact median and p90 lead times)."""
+    date, bookings_created, cancelled_count, q (the exact median and p90 lead times), and the first and last
+    appointment_date booked that day (not published: where a nightly run finds that day's rows, jobs.incremental)."""
     booked = appointments.select(
-        "department", local_date(F.col("created_at"), timezone).alias("date"), "status", "lead_time_hours"
+        "department", local_date(F.col("created_at"), timezone).alias("date"), "status", "lead_time_hours", "appointment_date"
     )
     return booked.groupBy("department", "date").agg(
         F.count(F.lit(1)).alias("bookings_created"),
         F.count(F.when(F.col("status") == "CANCELLED", True)).alias("cancelled_count"),
         # percentile (not percentile_approx) is exact, with linear interpolation between ranks.
         F.expr("percentile(lead_time_hours, array(0.5, 0.9))").alias("q"),
+        F.min("appointment_date").alias("first_appointment_date"),
+        F.max("appointment_date").alias("last_appointment_date"),
     )
 
 
 def trends_from_daily(daily: DataFrame) -> DataFrame:
-    """`daily_bookings` rows -> the `booking_trends_daily` table."""
+    """`daily_bookings` rows -> the `booking_trends_daily` table: bookings per department and local booking date,
+    zero-filled between each department's first and last booking date, with a trailing 7-day average."""
     by_department = Window.partitionBy("department").orderBy("date")
     # Each day with bookings stands for itself and the days without bookings up to the department's next one:
     # exploded into them, the rows are every day from the department's first booking date to its last, with no

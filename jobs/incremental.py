@@ -16,7 +16,8 @@ and then:
 - appointments, advisor_daily_load: the dates of the touched appointments' old and new rows (a reschedule
   touches two days);
 - booking_trends_daily: the booking days of the touched appointments' old and new rows are aggregated again
-  from the new appointments table, the other days' bookings are taken from the current table, and the small
+  from the new appointments table (only its dates those days reach: the state keeps each booking day's first
+  and last appointment date), the other days' bookings are taken from the current table, and the small
   table (departments x days) is made from both, so the 7-day windows and each department's zero-filled range
   follow; only the dates whose rows changed are written;
 - quarantine: the ingest dates of the new rejected lines and of the touched appointments' old and new
@@ -28,6 +29,7 @@ writing happen here; the rules stay in jobs.parsing, jobs.compaction and jobs.ag
 from __future__ import annotations
 
 import datetime as dt
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import reduce
@@ -71,6 +73,10 @@ class Nightly:
     written: Dict[str, int] = field(default_factory=dict)
     rows: Dict[str, int] = field(default_factory=dict)
     duplicate_appointment_ids: int = 0
+    # The new state's booking reach (jobs.state.State.booking_reach), and the appointment dates the trends read of
+    # all the dates the appointments table has: [read, all].
+    booking_reach: Dict[str, List[str]] = field(default_factory=dict)
+    trends_read: List[int] = field(default_factory=list)
 
 
 # A night adds one generation of winners; the night after the state holds this many merges them into one
@@ -120,13 +126,13 @@ def newest_generation(state: DataFrame) -> DataFrame:
     return state.withColumn("_newest", newest).filter(F.col(GENERATION) == F.col("_newest")).drop("_newest")
 
 
-def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str, int], new_version: str,
-                 night: Compacted, line_rejects: DataFrame, timezone: str, advisors,
+def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str, int], base_reach: Dict[str, List[str]],
+                 new_version: str, night: Compacted, line_rejects: DataFrame, timezone: str, advisors,
                  on_written: Callable[[str, DataFrame, int], None]) -> Nightly:
     """Every table of the new version: the partitions the touched appointments reach recomputed, the others
-    carried forward from `base_version` (whose tables hold `base_rows`), and the new appointments table's
-    duplicate ids (the gate's whole-table uniqueness). Each table, once written, goes to `on_written` as a read
-    of its recomputed partitions with the rows written into them."""
+    carried forward from `base_version` (whose tables hold `base_rows` and whose state has the booking reach
+    `base_reach`), and the new appointments table's duplicate ids (the gate's whole-table uniqueness). Each table,
+    once written, goes to `on_written` as a read of its recomputed partitions with the rows written into them."""
     result = Nightly()
     touched = night.touched
 
@@ -136,7 +142,7 @@ def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str
         on_written(name, read_table(spark, join(new_version, name), schema).filter(within(column, recomputed)), result.written[name])
 
     def trends() -> None:
-        table, changed = _trends(spark, base_version, appointments, timezone, booking_days)
+        table, changed, result.booking_reach = _trends(spark, base_version, booked, timezone, booking_days, base_reach)
         replace("booking_trends_daily", table.filter(within("date", changed)), changed)
         table.unpersist()
 
@@ -172,6 +178,12 @@ def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str
             appointments = _table(spark, new_version, "appointments")
             load = aggregates.advisor_daily_load(appointments.filter(within("appointment_date", dates)), advisors)
             branches.start(replace, "advisor_daily_load", load, dates)
+            # The rows booked on the reached days: an untouched one lies within its day's reach in the current
+            # table, a touched one's new row on one of `dates`.
+            old_dates = partitions(storage, join(base_version, "appointments"), "appointment_date")
+            read = {date for date in old_dates if _reached_by(date, booking_days, base_reach)} | dates
+            result.trends_read = [len(read), len(set(old_dates) | dates)]
+            booked = appointments.filter(within("appointment_date", read))
             branches.start(trends)
             branches.start(duplicate_ids)
     finally:
@@ -198,20 +210,22 @@ class _Branches:
                 future.result()
 
 
-def _trends(spark, base_version: str, appointments: DataFrame, timezone: str, booking_days: Set[str]):
-    """The whole booking_trends_daily table as a full run computes it, and the dates whose rows changed. Only the
-    `booking_days` (those of the touched appointments' old and new rows) are aggregated again from the new
-    appointments table: every other day's bookings, counts and lead-time percentiles are the current table's own
-    rows (a day with bookings has bookings_created >= 1; a zero-filled day has 0), exactly what the aggregation
-    would give again. The small table (departments x days) is then made from both, as in a full run. The exact
-    percentiles over every row of the history were the night's largest aggregation (a 1M night, whose touched
-    appointments were booked on 36 of 89 days: task CPU 25.9-27.4 -> 22.4-22.9 s, the night 29.5-31.2 -> 27.7-29.0 s).
-    The appointments' booking columns are still read whole, to find the rows of those days."""
+def _trends(spark, base_version: str, booked: DataFrame, timezone: str, booking_days: Set[str], base_reach: Dict[str, List[str]]):
+    """The whole booking_trends_daily table as a full run computes it, the dates whose rows changed, and the new
+    booking reach. Only the `booking_days` (those of the touched appointments' old and new rows) are aggregated
+    again, from `booked` (the new appointments table's rows on the dates those days reach): every other day's
+    bookings, counts and lead-time percentiles are the current table's own rows (a day with bookings has
+    bookings_created >= 1; a zero-filled day has 0), exactly what the aggregation would give again. The small
+    table (departments x days) is then made from both, as in a full run. The exact percentiles over every row of
+    the history were the night's largest aggregation (a 1M night, whose touched appointments were booked on 36 of
+    89 days: task CPU 25.9-27.4 -> 22.4-22.9 s, the night 29.5-31.2 -> 27.7-29.0 s); reading only the reached
+    dates keeps the scan to the weeks a night reaches, whatever the history's length."""
     old = _table(spark, base_version, "booking_trends_daily")
-    aggregated = aggregates.daily_bookings(appointments, timezone).filter(within("date", booking_days))
+    aggregated, reach = observe_reach(aggregates.daily_bookings(booked, timezone).filter(within("date", booking_days)))
     carried = old.filter(~within("date", booking_days) & (F.col("bookings_created") > 0)).select(
         "department", "date", "bookings_created", "cancelled_count",
         F.array("median_lead_time_hours", "p90_lead_time_hours").alias("q"),
+        *[F.lit(None).cast("date").alias(name) for name in ("first_appointment_date", "last_appointment_date")],
     )
     trends = aggregates.trends_from_daily(aggregated.unionByName(carried)).persist(StorageLevel.MEMORY_AND_DISK)
     # Compared row by row on the driver (a join of the two would be a query of its own): only the dates whose
@@ -219,7 +233,33 @@ def _trends(spark, base_version: str, appointments: DataFrame, timezone: str, bo
     before, after = ({(row["department"], row["date"]): row for row in table.collect()} for table in (old, trends))
     changed = {date.isoformat() for (department, date) in before.keys() | after.keys()
                if before.get((department, date)) != after.get((department, date))}
-    return trends, changed
+    kept = {day: span for day, span in base_reach.items() if day not in booking_days}
+    return trends, changed, {**kept, **reach_by_day(reach)}
+
+
+def observe_reach(daily: DataFrame):
+    """`daily` (aggregates.daily_bookings rows) observed for each booking day's first and last appointment date,
+    on the way (no query of its own); reach_by_day reads the Observation once the query has run. As JSON text: an
+    Observation hands a list to Python as a JVM object."""
+    reach = Observation()
+    spans = F.struct(*[F.col(name).cast("string").alias(alias) for name, alias in
+                       (("date", "day"), ("first_appointment_date", "first"), ("last_appointment_date", "last"))])
+    return daily.observe(reach, F.to_json(F.collect_list(spans)).alias("reach")), reach
+
+
+def reach_by_day(reach: Observation) -> Dict[str, List[str]]:
+    """An observe_reach Observation -> booking day -> [first, last] appointment date (ISO dates, which sort as
+    dates), the departments of a day merged."""
+    days: Dict[str, List[str]] = {}
+    for span in json.loads(reach.get["reach"]):
+        first, last = days.get(span["day"], (span["first"], span["last"]))
+        days[span["day"]] = [min(first, span["first"]), max(last, span["last"])]
+    return days
+
+
+def _reached_by(date: str, booking_days: Set[str], reach: Dict[str, List[str]]) -> bool:
+    """Whether an appointment booked on one of `booking_days` can lie on `date` (ISO dates)."""
+    return any(reach[day][0] <= date <= reach[day][1] for day in booking_days if day in reach)
 
 
 def _quarantine(spark, base_version: str, touched: DataFrame, new: DataFrame, ingest_dates: Set[str]) -> DataFrame:

@@ -49,6 +49,7 @@ class RunSummary:
     catalog_failed: bool = False
     touched: int = 0  # a nightly run: appointments with a new change
     recomputed: Dict[str, List[int]] = field(default_factory=dict)  # a nightly run: table -> [recomputed, all] partitions
+    trends_read: List[int] = field(default_factory=list)  # a nightly run: [read, all] appointment dates its trends read
 
     def lines(self) -> List[str]:
         out = [
@@ -60,6 +61,7 @@ class RunSummary:
             out.append(
                 f"  nightly: {self.touched} appointments touched; partitions recomputed: "
                 + ", ".join(f"{name} {done} of {total}" for name, (done, total) in self.recomputed.items())
+                + (f"; the trends read the appointments of {self.trends_read[0]} of {self.trends_read[1]} dates" if self.trends_read else "")
             )
         if self.rows:
             out.append("  rows: " + ", ".join(f"{name} {count}" for name, count in self.rows.items()))
@@ -376,14 +378,17 @@ def _stage_tables(run: _Run, winners, line_rejects, gate: "_GateThread") -> None
     """The output tables from the checked winners: every one written into the run's version (rows counted by
     the write itself) and handed to the gate as a lazy read of the written Parquet. The aggregates read the
     written appointments table (columnar, only the columns they use) rather than a cache of it."""
-    from jobs import aggregates, compaction
+    from jobs import aggregates, compaction, incremental
 
     timezone = run.config.timezone
     with _stage(run.summary, "tables"):
         valid, image_rejects = compaction.split_checked(winners)
         appointments = _write_staged(run, gate, "appointments", aggregates.appointments_table(valid, timezone))
         _write_staged(run, gate, "advisor_daily_load", aggregates.advisor_daily_load(appointments, run.advisors))
-        _write_staged(run, gate, "booking_trends_daily", aggregates.booking_trends_daily(appointments, timezone))
+        # Each booking day's reach, observed as the trends are made, goes into the state for the nights to come.
+        daily, reach = incremental.observe_reach(aggregates.daily_bookings(appointments, timezone))
+        _write_staged(run, gate, "booking_trends_daily", aggregates.trends_from_daily(daily))
+        run.state.booking_reach = incremental.reach_by_day(reach)
         _write_staged(run, gate, "quarantine", aggregates.quarantine_table(line_rejects, image_rejects))
         run.summary.quarantined = run.summary.rows["quarantine"]
 
@@ -432,9 +437,12 @@ def _stage_nightly(run: _Run, night, parsed, gate: "_GateThread"):
     summary = run.summary
     with _stage(summary, "tables"):
         nightly = incremental.stage_tables(
-            run.spark, run.storage, version_dir(run.plan.output_root, run.base.run_id), run.base.table_rows, run.version,
-            night, parsing.rejected_lines(parsed), run.config.timezone, run.advisors, on_written=gate.check,
+            run.spark, run.storage, version_dir(run.plan.output_root, run.base.run_id), run.base.table_rows,
+            run.base.booking_reach, run.version, night, parsing.rejected_lines(parsed), run.config.timezone, run.advisors,
+            on_written=gate.check,
         )
+        run.state.booking_reach = nightly.booking_reach
+        summary.trends_read = nightly.trends_read
         summary.rows.update(nightly.rows)
         summary.quarantined = summary.rows["quarantine"]
         summary.touched = night.count

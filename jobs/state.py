@@ -21,7 +21,8 @@ from jobs.versions import STATE, VersionStore, version_dir
 # 2: the winners partitioned by ingest_date (jobs.incremental carries the dates a night does not touch).
 # 3: each winner carries rule 5's verdict and typed columns (jobs.compaction.check_images).
 # 4: the winners in generations, one per night (jobs.incremental), not partitioned by ingest_date.
-LAYOUT = "4"
+# 5: the manifest keeps each booking day's reach (State.booking_reach), which a night's trends read.
+LAYOUT = "5"
 
 
 @dataclass
@@ -47,6 +48,9 @@ class State:
     # What every table row depends on besides the log (time zone, advisors, contract): a nightly run
     # recomputes only some partitions, so it may extend a state only when this is unchanged.
     tables_key: str = ""
+    # Booking day (ISO) -> [first, last] appointment_date booked on it, over the appointments table: the table is
+    # partitioned by appointment date, so a night reads only the dates its booking days reach (jobs.incremental).
+    booking_reach: Dict[str, List[str]] = field(default_factory=dict)
 
     def folder(self, output_root: str) -> str:
         return join(version_dir(output_root, self.run_id), STATE)
@@ -58,6 +62,7 @@ class State:
             "files": {path: list(sig) for path, sig in sorted(self.files.items())},
             "fingerprint": self.fingerprint,
             "tables_key": self.tables_key,
+            "booking_reach": dict(sorted(self.booking_reach.items())),
         }
 
 
@@ -74,6 +79,7 @@ def load_state(store: VersionStore) -> Optional[State]:
         table_rows=dict(version.rows),
         fingerprint=doc.get("fingerprint", ""),
         tables_key=doc.get("tables_key", ""),
+        booking_reach=doc.get("booking_reach", {}),
     )
 
 

@@ -4,12 +4,17 @@ import datetime as dt
 import pytest
 from chispa import assert_df_equality
 
-from jobs.aggregates import advisor_daily_load, appointments_table, booking_trends_daily
+from jobs.aggregates import advisor_daily_load, appointments_table, daily_bookings, trends_from_daily
 
 SNAPSHOT_SCHEMA = (
     "appointment_id string, student_id string, advisor_id string, department string, status string, channel string, "
     "start_time timestamp, created_at timestamp, updated_at timestamp, duration_minutes int"
 )
+
+
+def booking_trends_daily(appointments, timezone):
+    """The booking_trends_daily table as a full run makes it (jobs.pipeline)."""
+    return trends_from_daily(daily_bookings(appointments, timezone))
 
 
 def appt(aid, start, created=None, status="BOOKED", advisor="adv1", student="s1", dept="Math", minutes=30):

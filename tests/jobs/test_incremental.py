@@ -126,6 +126,31 @@ def test_a_night_of_reschedules_and_removals_equals_a_full_run(spark, tmp_path):
     assert carried == [f"appointment_date=2026-09-{day}" for day in ("06", "10", "11")]
 
 
+def test_a_nights_trends_read_the_dates_its_booking_days_reach_and_no_others(spark, tmp_path):
+    """A booking day the night reaches counts every appointment booked on it, also one on a date the night does not
+    touch (the state keeps each booking day's first and last appointment date); a date no reached day has is not
+    read."""
+    source, out = tmp_path / "in", tmp_path / "out"
+    write(source, "2026-09-01", "part-0", [
+        # Booked on 09-01: p1 for 09-25 (never touched again), p2 for 09-03.
+        change("e-p1-1", 1, "p1", day=25, created_day=1, name="INSERT"),
+        change("e-p2-1", 2, "p2", day=3, created_day=1, name="INSERT"),
+        # Booked on 09-02, a day the night does not reach: for 09-28 and 09-04.
+        change("e-q-1", 3, "q", day=28, created_day=2, name="INSERT"),
+        change("e-r-1", 4, "r", day=4, created_day=2, name="INSERT"),
+    ])
+    assert run(spark, source, out, timezone=ZONE).mode == "full"
+    # Tonight p2 moves to 09-05; it was booked on 09-01, whose appointments lie on 09-03 .. 09-25.
+    write(source, "2026-09-02", "part-0", [change("e-p2-2", 10, "p2", day=5, created_day=1)])
+    summary = run(spark, source, out, timezone=ZONE)
+    assert summary.mode == "incremental" and summary.published, summary.lines()
+    # Of the dates 09-03, 09-04, 09-05 (new), 09-25 and 09-28: all but 09-28.
+    assert summary.trends_read == [4, 5], summary.lines()
+    full = tmp_path / "full"
+    run_ungated(spark, source, full, timezone=ZONE, full=True)
+    assert_same_tables(spark, out, full)
+
+
 def test_the_emr_code_path_carries_partitions_too_and_a_rerun_changes_nothing(spark, tmp_path, monkeypatch):
     """Through Hadoop's FileSystem API (EMRFS on a cluster), partitions are carried by FileUtil copies."""
     monkeypatch.setenv("ADVISING_STORAGE", "hadoop")
