@@ -29,7 +29,6 @@ writing happen here; the rules stay in jobs.parsing, jobs.compaction and jobs.ag
 from __future__ import annotations
 
 import datetime as dt
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import reduce
@@ -43,7 +42,7 @@ from pyspark.sql import types as T
 from jobs import aggregates, compaction
 from jobs.contract import TABLES
 from jobs.session import shuffle_partitions
-from jobs.state import winners_writer
+from jobs.state import observe_reach, reach_by_day, winners_writer
 from jobs.storage import Storage, join, read_table, write_empty_table, write_table
 
 
@@ -235,26 +234,6 @@ def _trends(spark, base_version: str, booked: DataFrame, timezone: str, booking_
                if before.get((department, date)) != after.get((department, date))}
     kept = {day: span for day, span in base_reach.items() if day not in booking_days}
     return trends, changed, {**kept, **reach_by_day(reach)}
-
-
-def observe_reach(daily: DataFrame):
-    """`daily` (aggregates.daily_bookings rows) observed for each booking day's first and last appointment date,
-    on the way (no query of its own); reach_by_day reads the Observation once the query has run. As JSON text: an
-    Observation hands a list to Python as a JVM object."""
-    reach = Observation()
-    spans = F.struct(*[F.col(name).cast("string").alias(alias) for name, alias in
-                       (("date", "day"), ("first_appointment_date", "first"), ("last_appointment_date", "last"))])
-    return daily.observe(reach, F.to_json(F.collect_list(spans)).alias("reach")), reach
-
-
-def reach_by_day(reach: Observation) -> Dict[str, List[str]]:
-    """An observe_reach Observation -> booking day -> [first, last] appointment date (ISO dates, which sort as
-    dates), the departments of a day merged."""
-    days: Dict[str, List[str]] = {}
-    for span in json.loads(reach.get["reach"]):
-        first, last = days.get(span["day"], (span["first"], span["last"]))
-        days[span["day"]] = [min(first, span["first"]), max(last, span["last"])]
-    return days
 
 
 def _reached_by(date: str, booking_days: Set[str], reach: Dict[str, List[str]]) -> bool:

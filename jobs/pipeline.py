@@ -227,7 +227,7 @@ def _plan_run(run: _Run) -> bool:
     from jobs.advisors import capacities, check_unique, read_advisors
     from jobs.state import State, fingerprint, load_state, new_files
 
-    config, storage, summary, plan = run.config, run.storage, run.summary, run.plan
+    config, summary, plan = run.config, run.summary, run.plan
     summary.files_ignored = len(plan.ignored)
     if plan.ignored:
         run.log(f"warning: {len(plan.ignored)} file(s) outside the change-log layout were ignored, e.g. {plan.ignored[0].path}")
@@ -378,7 +378,8 @@ def _stage_tables(run: _Run, winners, line_rejects, gate: "_GateThread") -> None
     """The output tables from the checked winners: every one written into the run's version (rows counted by
     the write itself) and handed to the gate as a lazy read of the written Parquet. The aggregates read the
     written appointments table (columnar, only the columns they use) rather than a cache of it."""
-    from jobs import aggregates, compaction, incremental
+    from jobs import aggregates, compaction
+    from jobs.state import observe_reach, reach_by_day
 
     timezone = run.config.timezone
     with _stage(run.summary, "tables"):
@@ -386,9 +387,9 @@ def _stage_tables(run: _Run, winners, line_rejects, gate: "_GateThread") -> None
         appointments = _write_staged(run, gate, "appointments", aggregates.appointments_table(valid, timezone))
         _write_staged(run, gate, "advisor_daily_load", aggregates.advisor_daily_load(appointments, run.advisors))
         # Each booking day's reach, observed as the trends are made, goes into the state for the nights to come.
-        daily, reach = incremental.observe_reach(aggregates.daily_bookings(appointments, timezone))
+        daily, reach = observe_reach(aggregates.daily_bookings(appointments, timezone))
         _write_staged(run, gate, "booking_trends_daily", aggregates.trends_from_daily(daily))
-        run.state.booking_reach = incremental.reach_by_day(reach)
+        run.state.booking_reach = reach_by_day(reach)
         _write_staged(run, gate, "quarantine", aggregates.quarantine_table(line_rejects, image_rejects))
         run.summary.quarantined = run.summary.rows["quarantine"]
 

@@ -50,6 +50,7 @@ class State:
     tables_key: str = ""
     # Booking day (ISO) -> [first, last] appointment_date booked on it, over the appointments table: the table is
     # partitioned by appointment date, so a night reads only the dates its booking days reach (jobs.incremental).
+    # Measured by observe_reach as the trends are aggregated.
     booking_reach: Dict[str, List[str]] = field(default_factory=dict)
 
     def folder(self, output_root: str) -> str:
@@ -64,6 +65,30 @@ class State:
             "tables_key": self.tables_key,
             "booking_reach": dict(sorted(self.booking_reach.items())),
         }
+
+
+def observe_reach(daily):
+    """`daily` (jobs.aggregates.daily_bookings rows) observed for each booking day's first and last appointment
+    date, on the way (no query of its own): the State.booking_reach of a full run's trends and of a night's
+    recomputed days. reach_by_day reads the Observation once the query has run. As JSON text: an Observation
+    hands a list to Python as a JVM object."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    reach = Observation()
+    spans = F.struct(*[F.col(name).cast("string").alias(alias) for name, alias in
+                       (("date", "day"), ("first_appointment_date", "first"), ("last_appointment_date", "last"))])
+    return daily.observe(reach, F.to_json(F.collect_list(spans)).alias("reach")), reach
+
+
+def reach_by_day(reach) -> Dict[str, List[str]]:
+    """An observe_reach Observation -> booking day -> [first, last] appointment date (ISO dates, which sort as
+    dates), the departments of a day merged."""
+    days: Dict[str, List[str]] = {}
+    for span in json.loads(reach.get["reach"]):
+        first, last = days.get(span["day"], (span["first"], span["last"]))
+        days[span["day"]] = [min(first, span["first"]), max(last, span["last"])]
+    return days
 
 
 def load_state(store: VersionStore) -> Optional[State]:
