@@ -2,10 +2,10 @@
 
 A state holds the winning change per appointment (tombstones included), the quarantined lines of every
 file read, the list of files read (path, size, modification time), and each booking day's reach (observe_reach
-measures it as the trends are aggregated). The next run reads only the
-files not in its list. The state lives in its run's version folder (_versions/<run_id>/_state/changes/ and
-rejects/, its manifest inside _version.json), so it becomes current with the tables in the same commit
-(jobs.versions) and never runs ahead of or behind them; a failed or interrupted run is simply redone.
+measures it as the trends are aggregated). The next run reads only the files not in its list. The state lives
+in its run's version folder (_versions/<run_id>/_state/changes/ and rejects/, its manifest inside
+_version.json), so it becomes current with the tables in the same commit (jobs.versions) and never runs ahead
+of or behind them; a failed or interrupted run is simply redone.
 """
 from __future__ import annotations
 
