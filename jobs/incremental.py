@@ -5,14 +5,15 @@ version can be extended (same input root, time zone and advisors; only new files
 new version, equal row for row to what a full run over the whole log would publish (contract rule 6; the
 tests compare the two).
 
-What the new changes reach. The touched appointments are those with a new valid change; nothing else can
-move. Their new winners come from their old winners (in the current state) and the new changes (rules 2-4),
-and then:
+What the new changes reach. Only an appointment with a new valid change can move, and it moves only if its
+winner changes: its new winner comes from its old winner (in the current state) and the new changes (rules
+2-4), and when that is the old winner again (the new changes were older, or copies of it) nothing of it changes.
+The touched appointments are those whose winner changed, and then:
 
 - state (generations of winners, newest first): the touched appointments' new winners are written as a new
   generation beside the carried ones, and an appointment's winner is its row in the newest generation
-  holding it; after MAX_GENERATIONS generations a night merges them into one. The new files' rejected
-  lines are added to the rejected lines kept so far;
+  holding it; a night that finds MAX_GENERATIONS generations merges them into one, its own beside it. The new
+  files' rejected lines are added to the rejected lines kept so far;
 - appointments, advisor_daily_load: the dates of the touched appointments' old and new rows (a reschedule
   touches two days);
 - booking_trends_daily: the booking days of the touched appointments' old and new rows are aggregated again
@@ -48,9 +49,12 @@ from jobs.storage import Storage, join, read_table, write_empty_table, write_tab
 
 @dataclass
 class Compacted:
-    """A night's compaction: the appointments with a new valid change (`touched`, `count` of them), their
-    winners in the current state (`old_winners`) and their new winners (`winners`), both checked (state
-    rows). Persisted: small, one night's; `release` drops them."""
+    """A night's compaction: the appointments whose winner the night changed (`touched`, `count` of them), the
+    winners in the current state of every appointment with a new change (`old_winners`, checked state rows
+    without the image text) and the touched appointments' new winners (`winners`, checked). An appointment whose
+    new changes all lost to its winner (a late older change, a copy of the winner) is not touched: its rows stay
+    as they are. The old winners are persisted (small, one night's; `release` drops them), the winners are
+    the night's generation of the new state."""
 
     touched: DataFrame
     count: int
@@ -58,8 +62,7 @@ class Compacted:
     winners: DataFrame
 
     def release(self) -> None:
-        for frame in (self.touched, self.old_winners, self.winners):
-            frame.unpersist()
+        self.old_winners.unpersist()
 
 
 @dataclass
@@ -78,7 +81,7 @@ class Nightly:
     trends_read: List[int] = field(default_factory=list)
 
 
-# A night adds one generation of winners; the night after the state holds this many merges them into one
+# A night adds one generation of winners; a night that finds this many merges them into one, its own beside it
 # (the lookup of old winners scans every generation, so they must not pile up; a merge is one shuffle of
 # the state, about what a night of the earlier per-date rewrite cost).
 MAX_GENERATIONS = 30
@@ -87,36 +90,47 @@ GENERATION = "generation"
 
 def compact(spark, base_state: str, new_state: str, changes: DataFrame, rejects: DataFrame, storage: Storage,
             duplicates: Observation):
-    """Rules 2-5 for the touched appointments only; writes the new state. Returns the night's Compacted and
-    [generations written, generations]."""
-    touched = changes.select("appointment_id").distinct().persist(StorageLevel.MEMORY_AND_DISK)
+    """Rules 2-5 for the appointments the night's changes touch; writes the new state. Returns the night's
+    Compacted (the appointments whose winner changed) and [generations written, generations]. The night's
+    winners are a generation of their own; a night that finds MAX_GENERATIONS merges the current ones into one
+    first."""
+    touched = changes.select("appointment_id").distinct()
     source, target = join(base_state, "changes"), join(new_state, "changes")
     schema = compaction.state_schema(changes)
     generations = sorted(int(value) for value in partitions(storage, source, GENERATION))
     base = read_table(spark, source, T.StructType(schema.fields + [T.StructField(GENERATION, T.IntegerType())]))
-    # Kept: the tables' old rows of the touched appointments are these winners' (no scan of the old tables).
-    old_winners = newest_generation(base.join(F.broadcast(touched), "appointment_id", "left_semi")).persist(StorageLevel.MEMORY_AND_DISK)
-    changed = changes.select(*compaction.CHANGE_COLUMNS).unionByName(old_winners.select(*compaction.CHANGE_COLUMNS))
-    winners = compaction.check_images(compaction.latest_changes(changed, duplicates)).persist(StorageLevel.MEMORY_AND_DISK)
-    # One winner per touched appointment: counted as the generation is written.
-    counted = Observation("touched")
-    new_generation = winners.select(*schema.names).observe(counted, F.count(F.lit(1)).alias("rows"))
+    # The touched appointments' winners without their image text, about half the state's bytes: an old winner
+    # that wins again is the appointment's row already (nothing of it changes), so its image is never needed.
+    # Kept: the tables' old rows of the changed appointments are these winners' (no scan of the old tables).
+    old = newest_generation(base.drop("new_image").join(F.broadcast(touched), "appointment_id", "left_semi")).persist(StorageLevel.MEMORY_AND_DISK)
+    without_image = old.select(*[F.lit(None).cast("string").alias(c) if c == "new_image" else c for c in compaction.CHANGE_COLUMNS])
+    latest = compaction.latest_changes(changes.select(*compaction.CHANGE_COLUMNS).unionByName(without_image), duplicates)
+    # Still the old winner: the same event from the same file (a copy found in an earlier file would be kept instead).
+    moved = latest.join(old.select("appointment_id", "event_id", "source_file"), ["appointment_id", "event_id", "source_file"], "left_anti")
+    # One winner per changed appointment: counted as the night's generation is written.
+    counted = Observation("changed")
+    new_generation = compaction.check_images(moved).select(*schema.names).observe(counted, F.count(F.lit(1)).alias("rows"))
     if len(generations) < MAX_GENERATIONS:
         # Earlier generations are carried as files: an appointment's older rows are shadowed, not rewritten.
         storage.copy_tree(source, target)
-        winners_writer(new_generation.coalesce(1)).parquet(join(target, f"{GENERATION}={generations[-1] + 1}"))
-        written = [1, len(generations) + 1]
+        night_generation, written = generations[-1] + 1, [1, len(generations) + 1]
     else:
-        # The merge shuffles the whole state, not the night: its partitions are sized from the state's bytes.
+        # The current state's generations merged into one (a shuffle of the whole state, not the night: its
+        # partitions are sized from the state's bytes), the night's generation beside it.
         state_bytes = sum(f.size for f in storage.list_files(source))
         by_appointment = base.repartition(shuffle_partitions(state_bytes, spark.sparkContext.defaultParallelism), "appointment_id")
-        kept = newest_generation(by_appointment).join(F.broadcast(touched), "appointment_id", "left_anti").select(*schema.names)
-        winners_writer(kept.unionByName(new_generation)).parquet(join(target, f"{GENERATION}=0"))
-        written = [1, 1]
+        winners_writer(newest_generation(by_appointment).select(*schema.names)).parquet(join(target, f"{GENERATION}=0"))
+        night_generation, written = 1, [2, 2]
+    path = join(target, f"{GENERATION}={night_generation}")
+    winners_writer(new_generation.coalesce(1)).parquet(path)
+    # The night's winners as the file just written, not a cached frame: the plan of every later query that uses
+    # them (or the touched ids) stays a scan, not the compaction's whole plan (a 1M night's tables: 9.8-10.2 ->
+    # 8.6 s).
+    winners = read_table(spark, path, schema)
     # The rejected lines of earlier files never change: carried as files, the new ones added beside them.
     storage.copy_tree(join(base_state, "rejects"), join(new_state, "rejects"))
     rejects.write.mode("append").parquet(join(new_state, "rejects"))
-    return Compacted(touched, counted.get["rows"], old_winners, winners), written
+    return Compacted(winners.select("appointment_id"), counted.get["rows"], old, winners), written
 
 
 def newest_generation(state: DataFrame) -> DataFrame:
@@ -161,7 +175,7 @@ def stage_tables(spark, storage: Storage, base_version: str, base_rows: Dict[str
     try:
         # The touched appointments' old rows in the tables are their old winners' rows (the tables are made from
         # the state): the dates they reach come from those and the new rows, in one small query.
-        old_valid, old_image_rejects = compaction.split_checked(night.old_winners)
+        old_valid, old_image_rejects = compaction.split_checked(night.old_winners.join(F.broadcast(touched), "appointment_id", "left_semi"))
         dates, booking_days, ingest_dates = _reached(
             aggregates.appointments_table(old_valid, timezone), new_rows, old_image_rejects, new_quarantine, timezone
         )

@@ -106,24 +106,26 @@ def test_a_night_of_reschedules_and_removals_equals_a_full_run(spark, tmp_path):
     assert summary.mode == "incremental" and summary.files_read == 2 and summary.published, summary.lines()
     assert summary.quality.startswith("quality gate passed"), summary.quality
     # The gate took each frame's rows from the jobs that made it: they are the frame's own. The night's valid
-    # lines are its eight changes and the late copy ("[]" is rejected), one winner per appointment they touch,
-    # and for each table the rows of the files this run wrote (carried files are links to the current ones).
+    # lines are its eight changes and the late copy ("[]" is rejected), one winner per appointment whose winner
+    # they change (not a060's: its change loses), and for each table the rows of the files this run wrote
+    # (carried files are links to the current ones).
     written = {
         name: sum(pq.read_metadata(p).num_rows for p in (nightly / name).resolve().rglob("*.parquet") if os.stat(p).st_ino not in base_files)
         for name in TABLES
     }
     assert all(written.values()), written
-    assert gate_row_counts(nightly / "_runs" / summary.run_id / "quality.json") == {**written, "change_log": 9, "snapshot": 9}
+    assert gate_row_counts(nightly / "_runs" / summary.run_id / "quality.json") == {**written, "change_log": 9, "snapshot": 8}
 
     full = tmp_path / "full"
     assert run_ungated(spark, source, full, timezone=ZONE, full=True).rows == summary.rows
     assert_same_tables(spark, nightly, full)
 
-    # The night's appointments had rows on 09-03 .. 09-05 and 09-07 .. 09-09 (and move to 09-20 and 09-12):
-    # the other dates' partitions are the current version's files, carried as hard links.
+    # The appointments whose winner changed had rows on 09-03 .. 09-05, 09-07 and 09-09 (and move to 09-20 and
+    # 09-12; a060, on 09-08, keeps its winner): the other dates' partitions are the current version's files,
+    # carried as hard links.
     after = {os.stat(p).st_ino for p in (nightly / "appointments").resolve().rglob("*.parquet")}
     carried = sorted(Path(p).parent.name for p, inode in before.items() if inode in after)
-    assert carried == [f"appointment_date=2026-09-{day}" for day in ("06", "10", "11")]
+    assert carried == [f"appointment_date=2026-09-{day}" for day in ("06", "08", "10", "11")]
 
 
 def test_a_nights_trends_read_the_dates_its_booking_days_reach_and_no_others(spark, tmp_path):
@@ -184,11 +186,11 @@ def dictionary_columns(folder) -> set:
 
 def test_nights_add_generations_to_the_state_until_one_merges_them_and_still_equal_a_full_run(spark, tmp_path, monkeypatch):
     """The state grows by one generation a night; an appointment's winner is its newest generation's row
-    (older rows it shadows are not counted as duplicates), and the night that reaches MAX_GENERATIONS
-    merges them into one."""
+    (older rows it shadows are not counted as duplicates), and the night that finds MAX_GENERATIONS merges
+    them into one, its own generation beside it."""
     from jobs import incremental
 
-    monkeypatch.setattr(incremental, "MAX_GENERATIONS", 3)
+    monkeypatch.setattr(incremental, "MAX_GENERATIONS", 4)
     source, out = tmp_path / "in", tmp_path / "out"
     history(source)
     run_ungated(spark, source, out, timezone=ZONE)
@@ -198,20 +200,26 @@ def test_nights_add_generations_to_the_state_until_one_merges_them_and_still_equ
     assert dictionary_columns(out / "_current" / "_state" / "changes") == set()
     assert "status" in dictionary_columns(out / "_current" / "appointments")
 
-    # Two nights each bring a change of a060 that loses to its current winner: its winner is written
-    # again in each night's generation, and the second night must not take the first's copy for a duplicate.
-    for ingest_date, event_id in (("2026-09-12", "e-a060-0"), ("2026-09-13", "e-a060-00")):
-        write(source, ingest_date, "part-0", [change(event_id, 1, "a060", day=30, created_day=6)])
+    # A night whose one change of a060 loses to its winner (an older change) changes nothing: no partition of any
+    # table is recomputed, and its generation is empty.
+    write(source, "2026-09-12", "part-0", [change("e-a060-0", 1, "a060", day=30, created_day=6)])
+    summary = run_ungated(spark, source, out, timezone=ZONE)
+    assert summary.mode == "incremental" and summary.touched == 0 and summary.duplicates == 0, summary.lines()
+    assert [summary.recomputed[name][0] for name in TABLES] == [0] * len(TABLES), summary.recomputed
+    # Two nights each move a060: its new winner is written in each night's generation, and the second night
+    # must take its old winner from the first's (the row it shadows in generation 0 is no duplicate).
+    for ingest_date, event_id, seq in (("2026-09-13", "e-a060-2", 3000), ("2026-09-14", "e-a060-3", 3001)):
+        write(source, ingest_date, "part-0", [change(event_id, seq, "a060", day=seq - 2980, created_day=6)])
         summary = run_ungated(spark, source, out, timezone=ZONE)
         assert summary.mode == "incremental" and summary.touched == 1 and summary.duplicates == 0, summary.lines()
-    assert generations() == ["generation=0", "generation=1", "generation=2"]
-    assert summary.recomputed["state"] == [1, 3]
-    assert dictionary_columns(out / "_current" / "_state" / "changes" / "generation=2") == set()
+    assert generations() == ["generation=0", "generation=1", "generation=2", "generation=3"]
+    assert summary.recomputed["state"] == [1, 4]
+    assert dictionary_columns(out / "_current" / "_state" / "changes" / "generation=3") == set()
 
     night(source)
     summary = run_ungated(spark, source, out, timezone=ZONE)
-    assert summary.mode == "incremental" and summary.recomputed["state"] == [1, 1]
-    assert generations() == ["generation=0"]
+    assert summary.mode == "incremental" and summary.recomputed["state"] == [2, 2]
+    assert generations() == ["generation=0", "generation=1"]
     assert dictionary_columns(out / "_current" / "_state" / "changes") == set()
     full = tmp_path / "full"
     assert run_ungated(spark, source, full, timezone=ZONE, full=True).rows == summary.rows
