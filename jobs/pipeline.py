@@ -47,7 +47,7 @@ class RunSummary:
     quality: str = ""
     catalog: str = ""  # what the catalog update did, when the run has a catalog database
     catalog_failed: bool = False
-    touched: int = 0  # a nightly run: appointments with a new change
+    touched: int = 0  # a nightly run: appointments whose winner a new change replaced
     recomputed: Dict[str, List[int]] = field(default_factory=dict)  # a nightly run: table -> [recomputed, all] partitions
     trends_read: List[int] = field(default_factory=list)  # a nightly run: [read, all] appointment dates its trends read
 
