@@ -90,19 +90,20 @@ GENERATION = "generation"
 
 def compact(spark, base_state: str, new_state: str, changes: DataFrame, rejects: DataFrame, storage: Storage,
             duplicates: Observation):
-    """Rules 2-5 for the appointments the night's changes touch; writes the new state. Returns the night's
+    """Rules 2-5 for the appointments with a new change; writes the new state. Returns the night's
     Compacted (the appointments whose winner changed) and [generations written, generations]. The night's
     winners are a generation of their own; a night that finds MAX_GENERATIONS merges the current ones into one
     first."""
-    touched = changes.select("appointment_id").distinct()
+    with_changes = changes.select("appointment_id").distinct()
     source, target = join(base_state, "changes"), join(new_state, "changes")
     schema = compaction.state_schema(changes)
     generations = sorted(int(value) for value in partitions(storage, source, GENERATION))
     base = read_table(spark, source, T.StructType(schema.fields + [T.StructField(GENERATION, T.IntegerType())]))
-    # The touched appointments' winners without their image text, about half the state's bytes: an old winner
-    # that wins again is the appointment's row already (nothing of it changes), so its image is never needed.
-    # Kept: the tables' old rows of the changed appointments are these winners' (no scan of the old tables).
-    old = newest_generation(base.drop("new_image").join(F.broadcast(touched), "appointment_id", "left_semi")).persist(StorageLevel.MEMORY_AND_DISK)
+    # The old winners of the appointments with a new change, without their image text (about half the state's
+    # bytes): an old winner that wins again is the appointment's row already (nothing of it changes), so its
+    # image is never needed. Kept: the tables' old rows of the changed appointments are these winners' (no scan
+    # of the old tables).
+    old = newest_generation(base.drop("new_image").join(F.broadcast(with_changes), "appointment_id", "left_semi")).persist(StorageLevel.MEMORY_AND_DISK)
     without_image = old.select(*[F.lit(None).cast("string").alias(c) if c == "new_image" else c for c in compaction.CHANGE_COLUMNS])
     latest = compaction.latest_changes(changes.select(*compaction.CHANGE_COLUMNS).unionByName(without_image), duplicates)
     # Still the old winner: the same event from the same file (a copy found in an earlier file would be kept instead).
