@@ -209,4 +209,21 @@ def get_session(
     spark = builder.getOrCreate()
     if master or not under_submit:
         spark.sparkContext.setLogLevel("ERROR" if quiet else "WARN")
+    keep_jvm_classes(spark)
     return spark
+
+
+# The names pyspark looks up on its JVM view most (a 1M night: `functions` 1,451 times, once per `F.col`, `F.lit`,
+# ...; `PythonUtils` 211, `SparkSession` and `SparkSession$` 268, `py4j` 108 of 2,402 lookups).
+JVM_VIEW_NAMES = ("functions", "PythonUtils", "SparkSession", "SparkSession$", "py4j")
+
+
+def keep_jvm_classes(spark) -> None:
+    """Resolve JVM_VIEW_NAMES once and keep them on the session's JVM view. py4j resolves a name on the view
+    afresh at each use, in the JVM: it tries it as a class by itself and in each package pyspark imported, and
+    every miss searches all of Spark's jars (252 here) and throws: 0.45 ms of JVM CPU for each `F.col`, against
+    0.07 ms for a kept one (4,000 calls: 2.2 -> 0.6 s). A kept name is the same JavaClass or JavaPackage py4j
+    returns; the view belongs to this JVM's gateway, so a new JVM starts with a new view."""
+    jvm = spark.sparkContext._jvm
+    for name in JVM_VIEW_NAMES:
+        setattr(jvm, name, getattr(jvm, name))
