@@ -20,6 +20,11 @@ def local_date(ts: Column, timezone: str) -> Column:
     return F.to_date(F.from_utc_timestamp(ts, timezone))
 
 
+def appointment_date(timezone: str) -> Column:
+    """An appointment's `appointment_date` (its table's partition): the campus date of its start_time."""
+    return local_date(F.col("start_time"), timezone).alias("appointment_date")
+
+
 def _ordered(df: DataFrame, schema) -> DataFrame:
     return df.select(*[F.col(field.name).cast(field.dataType) for field in schema.fields])
 
@@ -32,7 +37,7 @@ def appointments_table(appointments: DataFrame, timezone: str) -> DataFrame:
             "*",
             F.timestamp_micros(F.unix_micros(start) + F.col("duration_minutes").cast("long") * 60_000_000).alias("end_time"),
             ((F.unix_micros(start) - F.unix_micros(created)) / _MICROS_PER_HOUR).alias("lead_time_hours"),
-            local_date(start, timezone).alias("appointment_date"),
+            appointment_date(timezone),
         ),
         APPOINTMENTS_SCHEMA,
     )

@@ -182,6 +182,16 @@ def split_checked(checked: DataFrame) -> Tuple[DataFrame, DataFrame]:
     created_at, updated_at, duration_minutes (int). rejects: the quarantine columns. REMOVE winners are
     in neither: the appointment is simply gone.
     """
-    appointments = checked.filter((F.col("event_name") != "REMOVE") & F.col("reason").isNull()).select(*APPOINTMENT_COLUMNS)
-    rejects = checked.filter(F.col("reason").isNotNull()).select("reason", "record", "source_file", "appointment_id", "ingest_date")
+    appointments = checked.filter(is_appointment()).select(*APPOINTMENT_COLUMNS)
+    rejects = checked.filter(is_rejected()).select("reason", "record", "source_file", "appointment_id", "ingest_date")
     return appointments, rejects
+
+
+def is_appointment() -> Column:
+    """A checked winner that is a row of the appointments table: a valid image, not a REMOVE."""
+    return (F.col("event_name") != "REMOVE") & F.col("reason").isNull()
+
+
+def is_rejected() -> Column:
+    """A checked winner that is a row of the quarantine: rule 5 rejected its image."""
+    return F.col("reason").isNotNull()
