@@ -187,6 +187,7 @@ def get_session(
     if active is not None:
         for key, value in CONTRACT_SETTINGS.items():
             active.conf.set(key, value)
+        keep_jvm_classes(active)
         return active
     # spark-submit launches the Python driver with a JVM gateway already running; its master wins.
     under_submit = "PYSPARK_GATEWAY_PORT" in os.environ
