@@ -166,7 +166,7 @@ def check_images(winners: DataFrame) -> DataFrame:
         *IMAGE_TIMESTAMP_FIELDS,
         t["duration_minutes"].cast("int").alias("duration_minutes"),
         "reason",
-        F.when(F.col("reason").isNotNull(), _image_json(image, F.col("image_is_string"))).alias("record"),
+        F.when(is_rejected(), _image_json(image, F.col("image_is_string"))).alias("record"),
     )
 
 
