@@ -29,6 +29,12 @@ CHANGE_COLUMNS = (
     "source_file",
 )
 
+# What a checked winner keeps of its change (jobs.state: the state's rows): all but the image text, which rule 5
+# has turned into the typed columns and, for a rejected image, the quarantine's record. No later step reads the
+# image of a checked winner (a night's rules 2-4 never need it, jobs.incremental), and it was half the state's
+# bytes: the text a full run encoded, compressed and wrote once per appointment.
+CHECKED_CHANGE_COLUMNS = tuple(c for c in CHANGE_COLUMNS if c != "new_image")
+
 # The typed columns of a valid image, as `split_checked` gives them.
 APPOINTMENT_COLUMNS = (
     "appointment_id", "student_id", "advisor_id", "department", "status", "channel", *IMAGE_TIMESTAMP_FIELDS, "duration_minutes",
@@ -123,7 +129,7 @@ def _image_json(image: Column, is_string: Column) -> Column:
 
 
 def check_images(winners: DataFrame) -> DataFrame:
-    """Every winning change (the CHANGE_COLUMNS) plus rule 5: the appointment's typed columns (those of
+    """Every winning change (its CHECKED_CHANGE_COLUMNS) plus rule 5: the appointment's typed columns (those of
     `split_checked`'s appointments), `reason` (null when the image is valid, else the first failing rule-5
     check; always null for a REMOVE) and the quarantine's `record` (the image text, on rejected rows only).
     Checked in the same Spark job as the compaction, so the state holds the verdicts and the tables
@@ -161,7 +167,7 @@ def check_images(winners: DataFrame) -> DataFrame:
     typed = parsed.select("*", *[parse_timestamp(t[field]).alias(field) for field in IMAGE_TIMESTAMP_FIELDS])
     checked = typed.withColumn("reason", reason)
     return checked.select(
-        *CHANGE_COLUMNS,
+        *CHECKED_CHANGE_COLUMNS,
         *[t[field].alias(field) for field in ("student_id", "advisor_id", "department", "status", "channel")],
         *IMAGE_TIMESTAMP_FIELDS,
         t["duration_minutes"].cast("int").alias("duration_minutes"),

@@ -88,12 +88,12 @@ MAX_GENERATIONS = 30
 GENERATION = "generation"
 
 # What a night reads of an appointment's old winner (a scan of the whole state, the night's largest): its change
-# columns but the image text (rules 2-4 run again on them with the night's changes; an old winner that wins again
-# is the appointment's row already, nothing of it changes, so its image is never needed), and what places its
-# rows in the tables (rule 5's verdict, the start and booking times). The image is about half the state's bytes
-# and the typed columns left out a quarter of the rest (the lookup in a warm JVM, 1M appointments: 2.4-2.6 s with
-# every other column, 1.6-1.9 s with these).
-OLD_WINNER_COLUMNS = tuple(c for c in compaction.CHANGE_COLUMNS if c != "new_image") + ("reason", "start_time", "created_at")
+# columns (rules 2-4 run again on them with the night's changes, the image text left null: the state does not keep
+# it, and an old winner that wins again is the appointment's row already, nothing of it changes), and what places
+# its rows in the tables (rule 5's verdict, the start and booking times). The typed columns left out are a quarter
+# of the state's other bytes (the lookup in a warm JVM, 1M appointments: 2.4-2.6 s with every column but the
+# image, 1.6-1.9 s with these).
+OLD_WINNER_COLUMNS = compaction.CHECKED_CHANGE_COLUMNS + ("reason", "start_time", "created_at")
 
 
 def compact(spark, base_state: str, new_state: str, changes: DataFrame, rejects: DataFrame, storage: Storage,

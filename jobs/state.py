@@ -23,7 +23,8 @@ from jobs.versions import STATE, VersionStore, version_dir
 # 3: each winner carries rule 5's verdict and typed columns (jobs.compaction.check_images).
 # 4: the winners in generations, one per night (jobs.incremental), not partitioned by ingest_date.
 # 5: the manifest keeps each booking day's reach (State.booking_reach), which a night's trends read.
-LAYOUT = "5"
+# 6: the winners without their image text (jobs.compaction.CHECKED_CHANGE_COLUMNS).
+LAYOUT = "6"
 
 
 @dataclass

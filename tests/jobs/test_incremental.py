@@ -196,6 +196,10 @@ def test_nights_add_generations_to_the_state_until_one_merges_them_and_still_equ
     run_ungated(spark, source, out, timezone=ZONE)
     generations = lambda: sorted(p.name for p in (out / "_current" / "_state" / "changes").iterdir() if p.is_dir())
     assert generations() == ["generation=0"]
+    # The winners keep rule 5's verdict, typed columns and record, not the image text (CHECKED_CHANGE_COLUMNS).
+    state_files = lambda: (out / "_current" / "_state" / "changes").rglob("*.parquet")
+    state_columns = lambda: {name for path in state_files() for name in pq.read_schema(path).names}
+    assert "new_image" not in state_columns() and {"reason", "record", "status", "start_time"} <= state_columns()
     # Winners are written without Parquet dictionaries (jobs.state.winners_writer); the tables keep them.
     assert dictionary_columns(out / "_current" / "_state" / "changes") == set()
     assert "status" in dictionary_columns(out / "_current" / "appointments")
@@ -221,6 +225,7 @@ def test_nights_add_generations_to_the_state_until_one_merges_them_and_still_equ
     assert summary.mode == "incremental" and summary.recomputed["state"] == [2, 2]
     assert generations() == ["generation=0", "generation=1"]
     assert dictionary_columns(out / "_current" / "_state" / "changes") == set()
+    assert "new_image" not in state_columns()
     full = tmp_path / "full"
     assert run_ungated(spark, source, full, timezone=ZONE, full=True).rows == summary.rows
     assert_same_tables(spark, out, full)
