@@ -120,3 +120,27 @@ def test_exact_median_and_p90_with_linear_interpolation(spark):
     row = booking_trends_daily(even, "UTC").first()
     assert row["median_lead_time_hours"] == 2.5
     assert row["p90_lead_time_hours"] == pytest.approx(3.7, abs=1e-12)
+
+
+def test_percentiles_equal_sparks_own_percentile_bit_for_bit(spark):
+    # Days of 1 to 40 bookings whose lead times repeat (whole and odd minutes): every case of the
+    # interpolation (a whole rank, two equal values around the rank, two different ones). Two more days
+    # whose p90 lies between two equal values that the interpolation would not give back exactly
+    # (0.4 * x + 0.6 * x != x for a lead time of 27 minutes, 0.1 * x + 0.9 * x != x for 11 minutes).
+    import random
+
+    from pyspark.sql import functions as F
+
+    rng = random.Random(7)
+    days = [[rng.choice([rng.randrange(0, 600, 60), rng.randrange(0, 100_000, 7)]) for _ in range(n)] for n in range(1, 41)]
+    rows = []
+    for day, leads in enumerate(days + [[11, 11], [27] * 5], start=1):
+        created = dt.datetime(2026, 9, 1, 8, 0) + dt.timedelta(days=day)
+        rows += [appt(f"a{day}-{n}", created + dt.timedelta(minutes=m), created=created) for n, m in enumerate(leads)]
+    appointments = table(spark, rows)
+    ours = {r["date"]: [value.hex() for value in r["q"]] for r in daily_bookings(appointments, "UTC").collect()}
+    sparks = appointments.groupBy(F.to_date("created_at").alias("date")).agg(
+        F.expr("percentile(lead_time_hours, array(0.5, 0.9))").alias("q")
+    )
+    expected = {r["date"]: [value.hex() for value in r["q"]] for r in sparks.collect()}
+    assert len(ours) == 42 and ours == expected
