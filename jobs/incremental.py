@@ -130,8 +130,10 @@ def compact(spark, base_state: str, new_state: str, changes: DataFrame, rejects:
         winners_writer(newest_generation(by_appointment).select(*schema.names)).parquet(join(target, f"{GENERATION}=0"))
         night_generation, written = 1, [2, 2]
     path = join(target, f"{GENERATION}={night_generation}")
-    winners_writer(new_generation.coalesce(1)).parquet(path)
-    # The night's winners as the file just written, not a cached frame: the plan of every later query that uses
+    # Written by the compaction's own tasks, one file each: a coalesce to one file made the whole compaction after
+    # its shuffle a single task (a 1M night's compact stage 4.6-4.7 -> 3.9-4.0 s, the same CPU).
+    winners_writer(new_generation).parquet(path)
+    # The night's winners as the files just written, not a cached frame: the plan of every later query that uses
     # them (or the touched ids) stays a scan, not the compaction's whole plan (a 1M night's tables: 9.8-10.2 ->
     # 8.6 s).
     winners = read_table(spark, path, schema)
