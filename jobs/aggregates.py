@@ -25,6 +25,11 @@ def appointment_date(timezone: str) -> Column:
     return local_date(F.col("start_time"), timezone).alias("appointment_date")
 
 
+def booking_date(timezone: str) -> Column:
+    """An appointment's booking day (a `booking_trends_daily` row's date): the campus date of its created_at."""
+    return local_date(F.col("created_at"), timezone)
+
+
 def _ordered(df: DataFrame, schema) -> DataFrame:
     return df.select(*[F.col(field.name).cast(field.dataType) for field in schema.fields])
 
@@ -91,7 +96,7 @@ def daily_bookings(appointments: DataFrame, timezone: str) -> DataFrame:
     date, bookings_created, cancelled_count, q (the exact median and p90 lead times), and the first and last
     appointment_date booked that day (not published: where a nightly run finds that day's rows, jobs.incremental)."""
     booked = appointments.select(
-        "department", local_date(F.col("created_at"), timezone).alias("date"), "status", "lead_time_hours", "appointment_date"
+        "department", booking_date(timezone).alias("date"), "status", "lead_time_hours", "appointment_date"
     )
     return booked.groupBy("department", "date").agg(
         F.count(F.lit(1)).alias("bookings_created"),

@@ -296,7 +296,7 @@ def _reached(old_rows: DataFrame, new_rows: DataFrame, old_rejects: DataFrame, n
         frame
         for rows in (old_rows, new_rows)
         for frame in (dates(rows, "appointment", F.col("appointment_date")),
-                      dates(rows, "booking", aggregates.local_date(F.col("created_at"), timezone)))
+                      dates(rows, "booking", aggregates.booking_date(timezone)))
     ] + [dates(rows, "ingest", F.col("ingest_date")) for rows in (old_rejects, new_rejects)]
     found = reduce(DataFrame.union, tagged).distinct().collect()
     return tuple({row["date"].isoformat() for row in found if row["kind"] == kind and row["date"] is not None}
