@@ -143,7 +143,7 @@ def _with_reason(fields: DataFrame) -> DataFrame:
     columns = ("event_id", "event_name", "sequence_number", "approximate_creation_time", "appointment_id", "new_image",
                "image_is_string", "ingest_date", "source_file")
     return fields.select(*columns, reason.alias("reason"), "value").select(
-        *columns, "reason", F.when(F.col("reason").isNotNull(), F.col("value")).alias("record")
+        *columns, "reason", F.when(~is_valid(), F.col("value")).alias("record")
     )
 
 
