@@ -23,9 +23,11 @@ ZONE = "America/New_York"
 def planned_whole(spark):
     """Adaptive execution off while the test plans its queries: an adaptive plan holds its stages' generated code
     only once it has run."""
-    spark.conf.set("spark.sql.adaptive.enabled", "false")
+    key = "spark.sql.adaptive.enabled"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "false")
     yield
-    spark.conf.unset("spark.sql.adaptive.enabled")
+    spark.conf.set(key, before)
 
 
 def largest_method(df) -> int:
