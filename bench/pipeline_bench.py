@@ -15,7 +15,9 @@ that day's files as an incremental run (each in its own process), and prints the
 the full run. --floor adds Spark's floor (issue 12) on the same log, in a fresh process of its own: plain
 PySpark doing only the unavoidable part of a full run (read every line, parse it once with the line schema,
 the image as a struct; keep the latest change per appointment with one window; write one Parquet table),
-and prints the full run's multiple of it. --warm repeats each run in the same JVM once its first run is done (a
+and prints the full run's multiple of it; with --incremental also the floor's own history and night (the
+night's lines parsed, the touched appointments' old winners looked up, the latest of both written: less than
+any night must do) and the floor's night as a share of the floor's full run. --warm repeats each run in the same JVM once its first run is done (a
 night's repeat extends a copy of the same history): the second figure is the run without a fresh JVM's class
 loading and JIT warm-up, which the first pays.
 CPU seconds (JVM + Python, user + system) are the figure to compare on a shared machine: wall time
@@ -36,6 +38,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 from machine import describe  # bench/machine.py: scripts run with bench/ on sys.path
 
@@ -92,11 +95,14 @@ def run_one(args) -> dict:
         print(f"generated: {summary.line()}", file=sys.stderr)
     # full: the whole log into a fresh output; history: all but the last day, then nightly: that last day
     # on top of it (an incremental run, in its own fresh process like a nightly EMR step).
-    out = Path(args.work) / {"full": f"out-{args.one}", "floor": f"out-floor-{args.one}"}.get(args.case, f"out-nightly-{args.one}")
+    # The floor's history and night are the same split, each in a table of its own.
+    floor = args.case.startswith("floor")
+    out = Path(args.work) / ({"full": f"out-{args.one}"}.get(args.case) or
+                             (f"out-{args.case}-{args.one}" if floor else f"out-nightly-{args.one}"))
     as_of = None
-    if args.case in ("history", "nightly"):
+    if args.case in ("history", "nightly", "floor-history", "floor-nightly"):
         night = _night(log_dir)
-        as_of = night - dt.timedelta(days=1) if args.case == "history" else night
+        as_of = night - dt.timedelta(days=1) if args.case.endswith("history") else night
     if args.case != "nightly":
         shutil.rmtree(out, ignore_errors=True)
 
@@ -110,7 +116,8 @@ def run_one(args) -> dict:
             shutil.copytree(out, warm_out)
 
     # As `advising run` starts its JVM (jobs.pipeline.execute); the floor is plain PySpark with Spark's defaults.
-    short_run = args.case != "floor" and is_short_run(config)
+    # The floor's night compiles with C1 only, as the pipeline's nights do (a 1M one 5.2 s against 7.0 s tiered).
+    short_run = args.case == "floor-nightly" if floor else is_short_run(config)
     started = time.monotonic()
     spark = get_session("advising-bench", short_run=short_run)
     session_seconds = time.monotonic() - started
@@ -119,7 +126,11 @@ def run_one(args) -> dict:
     threads_before = _jvm_thread_cpu_seconds(jvm)
     load_before = os.getloadavg()
     began = time.monotonic()
-    result = spark_floor(spark, log_dir, out) if args.case == "floor" else run_pipeline(spark, config, log=lambda line: None)
+    if floor:
+        result = spark_floor(spark, _floor_folders(log_dir, args.case, as_of), out,
+                             history=Path(args.work) / f"out-floor-history-{args.one}" if args.case == "floor-nightly" else None)
+    else:
+        result = run_pipeline(spark, config, log=lambda line: None)
     seconds = time.monotonic() - began
     cpu = _proc_cpu_seconds(jvm) + _proc_cpu_seconds(os.getpid()) - cpu_before
     threads = {kind: used - threads_before[kind] for kind, used in _jvm_thread_cpu_seconds(jvm).items()}
@@ -145,13 +156,13 @@ def run_one(args) -> dict:
         "output": str(out),
         "input": str(log_dir),
     }
-    if args.warm and args.case != "floor":
+    if args.warm and not floor:
         began = time.monotonic()
         again = run_pipeline(spark, dataclasses.replace(config, output=str(warm_out)), log=lambda line: None)
         figures["warm"] = {"seconds": time.monotonic() - began, "stages": again.stage_seconds, "mode": again.mode}
         shutil.rmtree(warm_out, ignore_errors=True)
     spark.stop()
-    if args.check_sample and args.case != "floor":
+    if args.check_sample and not floor:
         try:
             figures["reference_check"] = check_sample(log_dir, out, args.timezone, args.check_sample, as_of)
         except Exception as exc:  # the run's figures stand on their own
@@ -159,13 +170,10 @@ def run_one(args) -> dict:
     return figures
 
 
-def spark_floor(spark, log_dir: Path, out: Path):
-    """Spark's floor on this log (issue 12): read every line, parse it once with the line schema (the image as
-    a struct), keep the latest change per appointment with one window, write one Parquet table. No contract
-    rules beyond that: what the pipeline costs above it is its own. Returns a summary shaped like the pipeline's."""
-    from types import SimpleNamespace
-
-    from pyspark.sql import Observation, Window
+def _floor_changes(spark, folders):
+    """The floor's parse: every line of these folders read and parsed once with the line schema (the image as a
+    struct), with the appointment id beside it; returns the changes and the observation counting the lines."""
+    from pyspark.sql import Observation
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -175,16 +183,50 @@ def spark_floor(spark, log_dir: Path, out: Path):
     schema = T.StructType([T.StructField(f.name, IMAGE_SCHEMA) if f.name == "new_image" else f for f in LINE_SCHEMA.fields])
     lines = Observation("lines")
     changes = (
-        spark.read.option("recursiveFileLookup", "true").text(str(log_dir / "appointments"))
+        spark.read.option("recursiveFileLookup", "true").text([str(folder) for folder in folders])
         .observe(lines, F.count(F.lit(1)).alias("lines"))
         .select(F.from_json("value", schema).alias("j"))
         .select("j.*", F.col("j.keys.appointment_id").alias("appointment_id"))
         .drop("keys")
     )
+    return changes, lines
+
+
+def _write_latest(changes, out: Path) -> None:
+    """The floor's compaction: the latest change per appointment by one window, written as one Parquet table."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     latest = Window.partitionBy("appointment_id").orderBy(F.col("sequence_number").desc(), F.col("event_id").desc())
     changes.withColumn("_n", F.row_number().over(latest)).filter("_n = 1").drop("_n").write.parquet(str(out))
-    events = lines.get["lines"]
-    return SimpleNamespace(mode="floor", events_read=events, stage_seconds={}, rows={}, quality="no gate: Spark's floor")
+
+
+def spark_floor(spark, folders, out: Path, history: Optional[Path] = None):
+    """Spark's floor on these log folders (issue 12): read every line, parse it once with the line schema (the
+    image as a struct), keep the latest change per appointment with one window, write one Parquet table. No
+    contract rules beyond that: what the pipeline costs above it is its own.
+
+    With `history` (a floor's table of the log before these folders) it is a night's floor: the night's lines
+    parsed, the touched appointments' old winners looked up in that table, the latest of both written. Even
+    that leaves out what a night must also do (the published tables' reached partitions, the aggregates, the
+    quarantine, the gate), so a night of the pipeline cannot cost less. Returns a summary shaped like the
+    pipeline's."""
+    from types import SimpleNamespace
+
+    changes, lines = _floor_changes(spark, folders)
+    if history is not None:
+        old = spark.read.parquet(str(history)).join(changes.select("appointment_id"), "appointment_id", "left_semi")
+        changes = old.unionByName(changes)
+    _write_latest(changes, out)
+    return SimpleNamespace(mode="floor", events_read=lines.get["lines"], stage_seconds={}, rows={}, quality="no gate: Spark's floor")
+
+
+def _floor_folders(log_dir: Path, case: str, as_of: Optional[dt.date]) -> list:
+    """The log folders a floor case reads: the whole log, the history up to `as_of`, or the night of `as_of`."""
+    if case == "floor":
+        return [log_dir / "appointments"]
+    folders = {dt.date.fromisoformat(folder.name.split("=", 1)[1]): folder for folder in (log_dir / "appointments").iterdir()}
+    return [folders[day] for day in sorted(folders) if (day <= as_of if case == "floor-history" else day == as_of)]
 
 
 def _night(log_dir: Path) -> dt.date:
@@ -253,7 +295,7 @@ def main(argv=None) -> int:
                         help="also each run again in the same JVM (JIT and classes warm): what the run costs without a fresh JVM's warm-up")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # internal: one size, JSON out
     parser.add_argument("--floor", action="store_true", help="also Spark's floor on each log (plain PySpark, see above)")
-    parser.add_argument("--case", default="full", choices=("full", "floor", "history", "nightly"), help=argparse.SUPPRESS)
+    parser.add_argument("--case", default="full", choices=("full", "floor", "history", "nightly", "floor-history", "floor-nightly"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.one is not None:
@@ -263,7 +305,10 @@ def main(argv=None) -> int:
     print(f"machine: {describe()}")
     results = []
     cases = ("history", "nightly") if args.nightly_only else ("full", "history", "nightly") if args.incremental else ("full",)
-    cases = (("floor",) if args.floor else ()) + cases
+    if args.floor:
+        floors = ("floor",) if not (args.incremental or args.nightly_only) else \
+            ("floor-history", "floor-nightly") if args.nightly_only else ("floor", "floor-history", "floor-nightly")
+        cases = floors + cases
     for size in args.appointments:
         for case in cases:
             child = [sys.executable, __file__, "--one", str(size), "--case", case, "--seed", str(args.seed),
@@ -302,9 +347,14 @@ def main(argv=None) -> int:
                 print(f"  nightly run = {figures['seconds'] / full['seconds']:.1%} of the {full['case']} run's seconds")
                 if "warm" in figures and "warm" in full:
                     print(f"  warm: nightly run = {figures['warm']['seconds'] / full['warm']['seconds']:.1%} of the warm {full['case']} run")
-            floor = next((f for f in results if f["appointments"] == size and f["case"] == "floor"), None)
-            if case == "full" and floor is not None:
-                print(f"  full run = {figures['seconds'] / floor['seconds']:.1f} x Spark's floor ({floor['seconds']:.1f} s)")
+            same = {f["case"]: f for f in results if f["appointments"] == size}
+            if case == "full" and "floor" in same:
+                print(f"  full run = {figures['seconds'] / same['floor']['seconds']:.1f} x Spark's floor ({same['floor']['seconds']:.1f} s)")
+            if case == "floor-nightly" and "floor" in same:
+                print(f"  the floor's night = {figures['seconds'] / same['floor']['seconds']:.1%} of the floor's full run")
+            if case == "nightly" and "floor-nightly" in same:
+                print(f"  nightly run = {figures['seconds'] / same['floor-nightly']['seconds']:.1f} x the floor's night "
+                      f"({same['floor-nightly']['seconds']:.1f} s)")
     if results:
         print()
         print("| appointments | run | events | seconds | s per 1M appts | CPU s | JIT CPU s | task CPU s | events/s | "
