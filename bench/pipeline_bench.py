@@ -17,9 +17,9 @@ PySpark doing only the unavoidable part of a full run (read every line, parse it
 the image as a struct; keep the latest change per appointment with one window; write one Parquet table),
 and prints the full run's multiple of it; with --incremental also the floor's own history and night (the
 night's lines parsed, the touched appointments' old winners looked up, the latest of both written: less than
-any night must do) and the floor's night as a share of the floor's full run. --warm repeats each run in the same JVM once its first run is done (a
-night's repeat extends a copy of the same history): the second figure is the run without a fresh JVM's class
-loading and JIT warm-up, which the first pays.
+any night must do) and the floor's night as a share of the floor's full run. --warm repeats each run in the
+same JVM once its first run is done (a night's repeat extends a copy of the same history): the second figure
+is the run without a fresh JVM's class loading and JIT warm-up, which the first pays.
 CPU seconds (JVM + Python, user + system) are the figure to compare on a shared machine: wall time
 there says as much about the neighbours as about the pipeline. --check-sample N compares N sampled
 appointments of the published tables with the reference implementation (tests/reference), over the files
