@@ -95,12 +95,12 @@ def run_one(args) -> dict:
         print(f"generated: {summary.line()}", file=sys.stderr)
     # full: the whole log into a fresh output; history: all but the last day, then nightly: that last day
     # on top of it (an incremental run, in its own fresh process like a nightly EMR step).
-    # The floor's history and night are the same split, each in a table of its own.
+    # The floor's cases are the same split, each into a table of its own (out-floor-history-N, ...).
     floor = args.case.startswith("floor")
-    out = Path(args.work) / ({"full": f"out-{args.one}"}.get(args.case) or
-                             (f"out-{args.case}-{args.one}" if floor else f"out-nightly-{args.one}"))
+    out = Path(args.work) / {"full": f"out-{args.one}", "history": f"out-nightly-{args.one}",
+                             "nightly": f"out-nightly-{args.one}"}.get(args.case, f"out-{args.case}-{args.one}")
     as_of = None
-    if args.case in ("history", "nightly", "floor-history", "floor-nightly"):
+    if args.case.endswith(("history", "nightly")):
         night = _night(log_dir)
         as_of = night - dt.timedelta(days=1) if args.case.endswith("history") else night
     if args.case != "nightly":
